@@ -1,0 +1,9 @@
+"""Prefect flows: compose tasks from tasks/; no algorithm lives here."""
+
+import os
+
+# Never let Prefect try the network for telemetry, whatever the entry point.
+os.environ.setdefault("DO_NOT_TRACK", "1")
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+# Dask's INFO lines (workers starting and closing) drown the pipeline's own logs.
+os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")

@@ -1,0 +1,380 @@
+"""MetaCLIP substring matching, batched and vectorised, exact.
+
+Semantics (MetaCLIP's `spacing` + `substr_matching`): the text is padded with one space on each
+side, each of , . ; : ? ! ` is wrapped in spaces, tab/newline/CR become spaces; every entry is
+padded as " entry "; matching is case-sensitive and finds all overlapping occurrences; a text's
+match is the sorted set of entry ids.
+
+Because both sides are space-padded, " e " occurs in the spaced text exactly when the tokens of
+e (e.split(" ")) occur as consecutive tokens of the spaced text (split on single spaces). So:
+- one-token entries ("cat": most entries, most hits) are a hash lookup of every token (Arrow),
+- two-token entries ("black cat") are a hash lookup of every adjacent token-id pair,
+- longer entries go to a pyahocorasick automaton, walked only over the texts that contain one
+  of their first token pairs (a necessary condition), joined with NUL separators into one
+  string: no entry holds NUL, so no hit spans two texts. NUL inside a text becomes SOH first,
+  which no entry holds either, so matches are unchanged.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.metadata
+import itertools
+import os
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+
+import ahocorasick
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.feather as feather
+
+PUNCTS_TO_WRAP = (",", ".", ";", ":", "?", "!", "`")
+CHARS_TO_SPACE = ("\t", "\n", "\r")
+SEP = "\x00"
+SEP_STANDIN = "\x01"
+FORMAT_VERSION = "2"
+DEFAULT_BATCH_CHARS = 32_000_000  # bounds one batch's joined string and hit arrays
+
+
+def spacing(text: str) -> str:
+    """MetaCLIP's text normalisation before matching."""
+    spaced = f" {text} "
+    for punct in PUNCTS_TO_WRAP:
+        spaced = spaced.replace(punct, f" {punct} ")
+    for char in CHARS_TO_SPACE:
+        spaced = spaced.replace(char, " ")
+    return spaced
+
+
+def _spaced_inner(texts: pa.Array) -> pa.Array:
+    """spacing() without the two padding spaces, for a whole Arrow array at once.
+
+    A pass runs only for characters present: all are ASCII, so a byte histogram of the UTF-8
+    data tells exactly which occur.
+    """
+    out = texts.fill_null("")
+    present = _bytes_present(out)
+    replacements = [(SEP, SEP_STANDIN)]
+    replacements += [(p, f" {p} ") for p in PUNCTS_TO_WRAP]
+    replacements += [(c, " ") for c in CHARS_TO_SPACE]
+    for old, new in replacements:
+        if present[ord(old)]:
+            out = pc.replace_substring(out, old, new)
+    return out
+
+
+def _bytes_present(texts: pa.Array) -> np.ndarray:
+    """Which byte values occur in the (string) array's data."""
+    if isinstance(texts, pa.ChunkedArray):
+        texts = texts.combine_chunks()
+    if len(texts) == 0:
+        return np.zeros(256, dtype=bool)
+    width = np.int64 if pa.types.is_large_string(texts.type) else np.int32
+    _, offsets_buf, data_buf = texts.buffers()
+    offsets = np.frombuffer(offsets_buf, dtype=width)[texts.offset : texts.offset + len(texts) + 1]
+    data = np.frombuffer(data_buf or b"", dtype=np.uint8)[offsets[0] : offsets[-1]]
+    return np.bincount(data, minlength=256) > 0
+
+
+class KeyTable:
+    """For each key index, the entry ids it stands for (none, one, or duplicates)."""
+
+    def __init__(self, offsets: np.ndarray, entries: np.ndarray) -> None:
+        self.offsets = offsets
+        self.entries = entries
+        sizes = np.diff(offsets)
+        # Without duplicates a key has at most one entry: a plain lookup array (-1: none).
+        self.single: np.ndarray | None = None
+        if not len(sizes) or sizes.max() <= 1:
+            self.single = np.full(len(sizes), -1, dtype=np.int64)
+            self.single[sizes == 1] = entries[offsets[:-1][sizes == 1]]
+
+    @classmethod
+    def from_members(cls, members: Sequence[Sequence[int]]) -> KeyTable:
+        sizes = np.fromiter(map(len, members), dtype=np.int64, count=len(members))
+        offsets = np.zeros(len(members) + 1, dtype=np.int64)
+        np.cumsum(sizes, out=offsets[1:])
+        flat = np.fromiter(itertools.chain.from_iterable(members), dtype=np.int32)
+        return cls(offsets, flat)
+
+    def expand(self, rows: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(row, key) hits to (row, entry id) hits."""
+        if self.single is not None:
+            ids = self.single[keys]
+            found = ids >= 0
+            return rows[found], ids[found]
+        starts = self.offsets[keys]
+        sizes = self.offsets[keys + 1] - starts
+        within = np.arange(sizes.sum()) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+        ids = self.entries[np.repeat(starts, sizes) + within].astype(np.int64)
+        return np.repeat(rows, sizes), ids
+
+    def n_keys_with_duplicates(self) -> int:
+        return int(np.count_nonzero(np.diff(self.offsets) > 1))
+
+
+_EMPTY = np.zeros(0, np.int64)
+
+
+class Matcher:
+    """Matches texts against a metadata entry list; entry ids are positions in that list."""
+
+    def __init__(
+        self,
+        n_entries: int,
+        vocab: pa.Array,
+        arrays: dict[str, np.ndarray],
+        automaton: ahocorasick.Automaton | None,
+    ) -> None:
+        self.n_entries = n_entries
+        self.vocab = vocab  # every token of every entry; a token's id is its position
+        self.arrays = arrays
+        self.width = np.int64(max(len(vocab), 1))  # pair key = first id * width + second id
+        self.unigrams = KeyTable(arrays["uni_offsets"], arrays["uni_entries"])
+        self.bigram_keys = pa.array(arrays["bi_keys"])
+        self.bigrams = KeyTable(arrays["bi_offsets"], arrays["bi_entries"])
+        self.long_prefixes = pa.array(arrays["long_prefixes"])
+        self.automaton = automaton
+        self.long = KeyTable(arrays["long_offsets"], arrays["long_entries"])
+
+    @property
+    def has_duplicates(self) -> bool:
+        tables = (self.unigrams, self.bigrams, self.long)
+        return any(t.n_keys_with_duplicates() for t in tables)
+
+    @classmethod
+    def build(cls, entries: Sequence[str]) -> Matcher:
+        vocab: dict[str, int] = {}
+        uni: dict[int, list[int]] = {}
+        bi: dict[tuple[int, int], list[int]] = {}
+        long: dict[str, list[int]] = {}
+        for entry_id, entry in enumerate(entries):
+            if SEP in entry or SEP_STANDIN in entry:
+                continue  # control characters never occur in real metadata; see module doc
+            ids = [vocab.setdefault(tok, len(vocab)) for tok in entry.split(" ")]
+            if len(ids) == 1:
+                uni.setdefault(ids[0], []).append(entry_id)
+            elif len(ids) == 2:
+                bi.setdefault((ids[0], ids[1]), []).append(entry_id)
+            else:
+                long.setdefault(entry, []).append(entry_id)
+        width = max(len(vocab), 1)
+        if width**3 >= 2**63:  # triple keys must fit int64: about 2 million distinct tokens
+            raise ValueError(f"metadata has too many distinct tokens ({width:,})")
+        automaton, prefixes = None, set()
+        if long:
+            automaton = ahocorasick.Automaton(ahocorasick.STORE_INTS)
+            for k, phrase in enumerate(long):
+                automaton.add_word(f" {phrase} ", k)
+                first, second, third = (vocab[tok] for tok in phrase.split(" ")[:3])
+                prefixes.add((first * width + second) * width + third)
+            automaton.make_automaton()
+        uni_table = KeyTable.from_members([uni.get(i, []) for i in range(len(vocab))])
+        bi_table = KeyTable.from_members(list(bi.values()))
+        long_table = KeyTable.from_members(list(long.values()))
+        arrays = {
+            "n_entries": np.array([len(entries)]),
+            "uni_offsets": uni_table.offsets,
+            "uni_entries": uni_table.entries,
+            "bi_keys": np.array([a * width + b for a, b in bi], dtype=np.int64),
+            "bi_offsets": bi_table.offsets,
+            "bi_entries": bi_table.entries,
+            "long_prefixes": np.array(sorted(prefixes), dtype=np.int64),
+            "long_offsets": long_table.offsets,
+            "long_entries": long_table.entries,
+        }
+        return cls(len(entries), pa.array(list(vocab), type=pa.string()), arrays, automaton)
+
+    # -- matching -----------------------------------------------------------------------------
+
+    def match(self, text: str) -> list[int]:
+        """Sorted distinct entry ids matched in one text."""
+        return self.match_arrow(pa.array([text], type=pa.string()))[0].as_py()
+
+    def match_batch(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """CSR of the matches: offsets (n+1) and int32 entry ids, sorted within each row."""
+        return self._match_chunk(pa.array(texts, type=pa.string()))
+
+    def match_arrow(
+        self, texts: pa.Array | pa.ChunkedArray, batch_chars: int = DEFAULT_BATCH_CHARS
+    ) -> pa.ListArray:
+        """Entry ids of every text as an Arrow list<int32> array (empty list: no match)."""
+        if isinstance(texts, pa.ChunkedArray):
+            texts = texts.combine_chunks()
+        offsets_parts, ids_parts, base = [], [], 0
+        for chunk in _chunks_by_chars(texts, batch_chars):
+            offsets, ids = self._match_chunk(chunk)
+            offsets_parts.append(offsets[:-1] + base)
+            ids_parts.append(ids)
+            base += len(ids)
+        offsets_parts.append(np.array([base], dtype=np.int64))
+        offsets = pa.array(np.concatenate(offsets_parts).astype(np.int32))
+        ids = np.concatenate(ids_parts) if ids_parts else np.zeros(0, np.int32)
+        return pa.ListArray.from_arrays(offsets, pa.array(ids, type=pa.int32()))
+
+    def _match_chunk(self, texts: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+        inner = _spaced_inner(texts)
+        split = pc.split_pattern(inner, " ")
+        ids = pc.index_in(split.flatten(), value_set=self.vocab).fill_null(-1)
+        ids = ids.to_numpy(zero_copy_only=False).astype(np.int64)
+        rows = np.repeat(np.arange(len(inner)), np.diff(split.offsets.to_numpy()))
+        known = ids >= 0
+        hits = [self.unigrams.expand(rows[known], ids[known])]
+        pair_rows, pairs, pair_at = self._adjacent_pairs(rows, ids)
+        hits.append(_lookup(self.bigrams, self.bigram_keys, pair_rows, pairs))
+        hits.append(self._long_hits(inner, rows, ids, pairs, pair_at))
+        return _csr_unique(
+            np.concatenate([h[0] for h in hits]),
+            np.concatenate([h[1] for h in hits]),
+            len(texts),
+            self.n_entries,
+        )
+
+    def _adjacent_pairs(self, rows: np.ndarray, ids: np.ndarray):
+        """Each pair of known adjacent tokens: row, key (first * width + second), position."""
+        ok = (rows[:-1] == rows[1:]) & (ids[:-1] >= 0) & (ids[1:] >= 0)
+        at = np.flatnonzero(ok)
+        return rows[at], ids[at] * self.width + ids[at + 1], at
+
+    def _long_hits(
+        self,
+        inner: pa.Array,
+        rows: np.ndarray,
+        ids: np.ndarray,
+        pairs: np.ndarray,
+        pair_at: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Entries of three or more tokens: the automaton, over candidate texts only.
+
+        A text is a candidate when it holds some long entry's first three tokens in a row.
+        """
+        if self.automaton is None or len(pairs) == 0:
+            return _EMPTY, _EMPTY
+        third = pair_at + 2
+        ok = third < len(ids)
+        at, pairs, third = pair_at[ok], pairs[ok], third[ok]
+        ok = (rows[third] == rows[at]) & (ids[third] >= 0)
+        triples = pairs[ok] * self.width + ids[third[ok]]
+        is_candidate = pc.is_in(pa.array(triples), value_set=self.long_prefixes)
+        candidates = np.unique(rows[at[ok]][is_candidate.to_numpy(zero_copy_only=False)])
+        if len(candidates) == 0:
+            return _EMPTY, _EMPTY
+        # Spacing commutes with concatenation: joining spaced texts = spacing the join.
+        chosen = inner.take(pa.array(candidates)).to_pylist()
+        big = f" {f' {SEP} '.join(chosen)} "
+        found = np.fromiter(
+            itertools.chain.from_iterable(self.automaton.iter(big)), dtype=np.int64
+        ).reshape(-1, 2)
+        codepoints = np.frombuffer(big.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+        which = np.searchsorted(np.flatnonzero(codepoints == 0), found[:, 0])
+        return self.long.expand(candidates[which], found[:, 1])
+
+    # -- persistence --------------------------------------------------------------------------
+
+    def save(self, path: Path) -> None:
+        """Write vocabulary, tables and automaton beside each other; the table file last."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}-{threading.get_ident()}")
+        feather.write_feather(pa.table({"token": self.vocab}), f"{tmp}.vocab")
+        with open(f"{tmp}.npz", "wb") as fh:
+            np.savez(fh, **self.arrays)
+        if self.automaton is not None:
+            self.automaton.save(f"{tmp}.ac")
+            os.replace(f"{tmp}.ac", f"{path}.ac")
+        os.replace(f"{tmp}.vocab", f"{path}.vocab")
+        os.replace(f"{tmp}.npz", path)  # last: its presence means the set is complete
+
+    @classmethod
+    def load(cls, path: Path) -> Matcher:
+        with np.load(path) as npz:
+            arrays = {name: npz[name] for name in npz.files}
+        vocab = feather.read_table(f"{path}.vocab")["token"].combine_chunks()
+        automaton = None
+        if len(arrays["long_offsets"]) > 1:
+            automaton = ahocorasick.load(f"{path}.ac", lambda b: b)
+        return cls(int(arrays["n_entries"][0]), vocab, arrays, automaton)
+
+
+def _lookup(
+    table: KeyTable, keys: pa.Array, rows: np.ndarray, queries: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Hits of the queries found among the keys (Arrow hash lookup)."""
+    if len(keys) == 0 or len(queries) == 0:
+        return _EMPTY, _EMPTY
+    found = pc.index_in(pa.array(queries), value_set=keys)
+    mask = found.is_valid().to_numpy(zero_copy_only=False)
+    where = found.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
+    return table.expand(rows[mask], where[mask])
+
+
+def _chunks_by_chars(texts: pa.Array, limit: int) -> Iterator[pa.Array]:
+    """Consecutive slices of about `limit` characters each (at least one text per slice)."""
+    if len(texts) == 0:
+        yield texts
+        return
+    ends = np.cumsum(pc.utf8_length(texts.fill_null("")).to_numpy(zero_copy_only=False) + 3)
+    start = 0
+    while start < len(texts):
+        consumed = int(ends[start - 1]) if start else 0
+        stop = max(int(np.searchsorted(ends, consumed + limit, side="right")), start + 1)
+        yield texts.slice(start, stop - start)
+        start = stop
+
+
+def _csr_unique(
+    rows: np.ndarray, entries: np.ndarray, n_rows: int, n_entries: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct (row, entry) pairs sorted by row then entry, as CSR."""
+    width = max(n_entries, 1)
+    keys = np.sort(rows * width + entries)
+    if len(keys):
+        keys = keys[np.r_[True, keys[1:] != keys[:-1]]]
+    offsets = np.searchsorted(keys // width, np.arange(n_rows + 1)).astype(np.int64)
+    return offsets, (keys % width).astype(np.int32)
+
+
+# -- one matcher per metadata file per worker process --------------------------------------------
+
+_MATCHERS: dict[str, Matcher] = {}
+_LOCK = threading.Lock()
+
+
+def default_cache_dir() -> Path:
+    env = os.environ.get("METACLIP_CACHE_DIR")
+    return Path(env) if env else Path.home() / ".cache" / "metaclip" / "automata"
+
+
+def automaton_path(metadata_sha256: str, cache_dir: Path) -> Path:
+    lib = importlib.metadata.version("pyahocorasick")
+    return cache_dir / f"{metadata_sha256}-f{FORMAT_VERSION}-ac{lib}.matcher"
+
+
+def get_matcher(
+    metadata_sha256: str, load_entries: Callable[[], Sequence[str]], cache_dir: Path | None = None
+) -> Matcher:
+    """The process-wide matcher for a metadata file: memory, else disk cache, else build.
+
+    `load_entries` is called only when the matcher has to be built.
+    """
+    with _LOCK:
+        matcher = _MATCHERS.get(metadata_sha256)
+        if matcher is None:
+            path = automaton_path(metadata_sha256, cache_dir or default_cache_dir())
+            matcher = _load_or_build(path, load_entries)
+            _MATCHERS[metadata_sha256] = matcher
+        return matcher
+
+
+def _load_or_build(path: Path, load_entries: Callable[[], Sequence[str]]) -> Matcher:
+    if path.exists():
+        try:
+            return Matcher.load(path)
+        except (OSError, ValueError, KeyError, pa.ArrowInvalid):
+            pass  # a damaged cache file is rebuilt below
+    matcher = Matcher.build(load_entries())
+    with contextlib.suppress(OSError):  # a read-only cache dir only costs a rebuild next time
+        matcher.save(path)
+    return matcher

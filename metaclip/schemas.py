@@ -1,0 +1,66 @@
+"""The Parquet schemas: every table the pipeline writes is defined here and only here."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+# Which attribute of the <img> the text came from.
+TEXT_KEYS = ("alt", "title", "data-image-title")
+
+# One (image, text) pair as extracted from a WAT/WARC record.
+PAIRS = pa.schema(
+    [
+        pa.field("uuid", pa.string(), nullable=False),  # sha224(url)[:24], as MetaCLIP
+        pa.field("url", pa.string(), nullable=False),  # absolute http(s) image URL
+        pa.field("text", pa.string(), nullable=False),
+        pa.field("text_key", pa.string(), nullable=False),
+        pa.field("page_url", pa.string(), nullable=False),
+        pa.field("source", pa.string(), nullable=False),  # input file URI
+        pa.field("record_offset", pa.int64(), nullable=False),  # record start in that file
+    ]
+)
+
+ENTRY_IDS = pa.field("entry_ids", pa.list_(pa.int32()), nullable=False)
+
+# A pair with at least one metadata match: its sorted, distinct entry ids.
+MATCHED = PAIRS.append(ENTRY_IDS)
+
+# Curated output: img2dataset reads `url` and `caption` as they are.
+CURATED = pa.schema(
+    [
+        pa.field("url", pa.string(), nullable=False),
+        pa.field("caption", pa.string(), nullable=False),
+        pa.field("uuid", pa.string(), nullable=False),
+        ENTRY_IDS,
+        pa.field("text_key", pa.string(), nullable=False),
+    ]
+)
+
+# Global entry counts: one row per metadata entry.
+ENTRY_COUNTS = pa.schema(
+    [
+        pa.field("entry_id", pa.int32(), nullable=False),
+        pa.field("entry", pa.string(), nullable=False),
+        pa.field("count", pa.uint64(), nullable=False),
+    ]
+)
+COUNTS_META_SHA256 = b"metadata_sha256"
+COUNTS_META_URI = b"metadata_uri"
+
+
+def empty(schema: pa.Schema) -> pa.Table:
+    return schema.empty_table()
+
+
+def curated_from_matched(matched: pa.Table) -> pa.Table:
+    """Project matched rows onto the curated schema (text becomes caption)."""
+    return pa.table(
+        {
+            "url": matched["url"],
+            "caption": matched["text"],
+            "uuid": matched["uuid"],
+            "entry_ids": matched["entry_ids"],
+            "text_key": matched["text_key"],
+        },
+        schema=CURATED,
+    )

@@ -1,0 +1,119 @@
+"""Extract (image URL, text) pairs from Common Crawl WAT files.
+
+A WAT file is a sequence of gzip members, each a WARC `metadata` record whose body is JSON
+written by ia-web-commons. Response records carry Envelope > Payload-Metadata >
+HTTP-Response-Metadata > HTML-Metadata with `Head` (`Base` holds <base href>) and `Links`;
+images are the links whose path starts with `IMG@/src`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import IO, Any
+
+import orjson
+from fastwarc.warc import ArchiveIterator, WarcRecordType
+
+from metaclip import storage
+from metaclip.pairs import ExtractStats, PairBuffer
+
+IMG_PATH_PREFIX = "IMG@/src"
+
+
+def iter_wat_json(
+    stream: IO[bytes], stats: ExtractStats, quirks_mode: bool = False
+) -> Iterator[tuple[int, str | None, bytes]]:
+    """Yield (record offset, WARC-Target-URI, JSON body) of each metadata record.
+
+    Damage ends the file with one counted error; every record before it has been yielded.
+    """
+    records = ArchiveIterator(
+        stream, record_types=WarcRecordType.metadata, parse_http=False, quirks_mode=quirks_mode
+    )
+    try:
+        for record in records:
+            stats.records += 1
+            body = record.reader.read()
+            if record.content_length is not None and len(body) < record.content_length:
+                stats.skip("truncated_record")  # the gzip stream ended inside this record
+                return
+            yield record.stream_pos, record.headers.get("WARC-Target-URI"), body
+    except OSError:
+        stats.skip("unreadable_rest_of_file")  # corrupt gzip or WARC framing
+
+
+def parse_json(body: bytes, stats: ExtractStats) -> Any | None:
+    """orjson, with a lenient retry for bodies that are not valid UTF-8."""
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        pass
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError:
+        try:
+            doc = orjson.loads(body.decode("utf-8", errors="replace"))
+        except orjson.JSONDecodeError:
+            stats.skip("broken_json")
+            return None
+        stats.skip("non_utf8_bytes_replaced")  # counted, but the record is kept
+        return doc
+    stats.skip("broken_json")
+    return None
+
+
+def _path(doc: Any, *keys: str) -> Any:
+    for key in keys:
+        if not isinstance(doc, dict):
+            return None
+        doc = doc.get(key)
+    return doc
+
+
+def add_wat_record(
+    doc: Any, target_uri: str | None, offset: int, buffer: PairBuffer, stats: ExtractStats
+) -> None:
+    """Add the image pairs of one parsed WAT record (non-response records have none)."""
+    html = _path(doc, "Envelope", "Payload-Metadata", "HTTP-Response-Metadata", "HTML-Metadata")
+    if not isinstance(html, dict):
+        return
+    page_url = target_uri or _path(doc, "Envelope", "WARC-Header-Metadata", "WARC-Target-URI")
+    if not isinstance(page_url, str) or not page_url:
+        stats.skip("page_without_url")
+        return
+    stats.pages += 1
+    links = html.get("Links")
+    if not isinstance(links, list):
+        return
+    base = _path(html, "Head", "Base")
+    base_href = base if isinstance(base, str) else None
+    for link in links:
+        if not isinstance(link, dict):
+            continue
+        path = link.get("path")
+        if isinstance(path, str) and path.startswith(IMG_PATH_PREFIX):
+            buffer.add_image(page_url, base_href, link.get("url"), link, offset)
+
+
+def extract_wat_stream(
+    stream: IO[bytes], source: str, stats: ExtractStats, quirks_mode: bool = False
+) -> PairBuffer:
+    buffer = PairBuffer(source, stats)
+    for offset, target_uri, body in iter_wat_json(stream, stats, quirks_mode):
+        doc = parse_json(body, stats)
+        if doc is not None:
+            add_wat_record(doc, target_uri, offset, buffer, stats)
+    return buffer
+
+
+def extract_wat_file(uri: str, quirks_mode: bool = False, **storage_options: Any):
+    """Extract one WAT file: (PAIRS table, stats). A missing file is a counted skip."""
+    stats = ExtractStats(files=1)
+    try:
+        stream = storage.open_input(uri, **storage_options)
+    except FileNotFoundError:
+        stats.skip("missing_file")
+        return PairBuffer(uri, stats).to_table(), stats
+    with stream:
+        buffer = extract_wat_stream(stream, uri, stats, quirks_mode)
+    return buffer.to_table(), stats

@@ -1,0 +1,67 @@
+"""The `metaclip` command: user mistakes give one line on stderr and exit code 2."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from flows.cli import app
+
+WAT = Path(__file__).parent / "data" / "wat"
+runner = CliRunner()
+
+
+def test_help_lists_the_commands():
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0
+    for command in ("curate", "demo"):
+        assert command in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--metadata", "{tmp}/missing.json"], "metadata file not found: {tmp}/missing.json"),
+        (["--metadata", "{tmp}/bad.json"], "metadata file must be a JSON list of strings"),
+        (["--metadata", "{tmp}/ok.json", "--format", "pdf"], "unknown input format 'pdf'"),
+    ],
+)
+def test_user_mistakes_are_one_line_with_exit_2(tmp_path, args, message):
+    (tmp_path / "bad.json").write_text('{"a": 1}')
+    (tmp_path / "ok.json").write_text('["cat"]')
+    args = [a.format(tmp=tmp_path) for a in args]
+    result = runner.invoke(
+        app, ["curate", str(WAT), "--output", str(tmp_path / "out"), *args]
+    )
+    assert result.exit_code == 2
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert lines == [f"error: {message.format(tmp=tmp_path)}"] or (
+        len(lines) == 1 and message.format(tmp=tmp_path) in lines[0]
+    )
+    assert "Traceback" not in result.output + result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_input_that_matches_nothing(tmp_path):
+    (tmp_path / "ok.json").write_text(json.dumps(["cat"]))
+    result = runner.invoke(
+        app,
+        ["curate", str(tmp_path / "nowhere" / "*.wat.gz"), "--metadata",
+         str(tmp_path / "ok.json"), "--output", str(tmp_path / "out")],
+    )
+    assert result.exit_code == 2 and "no input files match" in result.stderr
+
+
+def test_exit_code_in_a_real_process(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "flows.cli", "curate", str(WAT), "--metadata",
+         str(tmp_path / "missing.json"), "--output", str(tmp_path / "out")],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1].startswith("error: metadata file not found")
