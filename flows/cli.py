@@ -54,8 +54,8 @@ def print_summary(result: dict[str, Any]) -> None:
 
     table = Table(title="curation summary", show_header=False)
     for key in (
-        "files", "records_read", "pairs_read", "pairs_matched", "pairs_curated",
-        "t", "p", "entries_over_t",
+        "files", "records_read", "pairs_read", "pairs_matched", "pairs_unique",
+        "images_matched", "pairs_curated", "t", "p", "entries_over_t",
     ):
         value = result[key]
         fractional = isinstance(value, float) and not value.is_integer()
@@ -80,6 +80,16 @@ def curate(
     ] = DEFAULT_T,
     seed: Annotated[int, typer.Option(help="Seed of the deterministic sampling.")] = 0,
     batch_size: Annotated[int, typer.Option(help="Input files per task.")] = 16,
+    buckets: Annotated[
+        int, typer.Option(help="uuid buckets for global dedup (about 2M matched pairs each).")
+    ] = 256,
+    one_text_per_image: Annotated[
+        bool,
+        typer.Option(help="Sample one text per image (MetaCLIP 2), or every (image, text)."),
+    ] = True,
+    exclude_store: Annotated[
+        str | None, typer.Option(help="Uuids of earlier dumps: left out here, this run's added.")
+    ] = None,
     input_format: Annotated[str, typer.Option("--format", help="Input format.")] = "wat",
     dask_address: Annotated[
         str | None, typer.Option(help="Existing Dask scheduler (default: a local cluster).")
@@ -102,8 +112,31 @@ def curate(
         t=t,
         seed=seed,
         batch_size=batch_size,
+        n_buckets=buckets,
+        one_text_per_image=one_text_per_image,
+        exclude_store=exclude_store,
         input_format=input_format,
         dask_address=dask_address,
+        n_workers=workers,
+    )
+    print_summary(result)
+
+
+@app.command()
+def rebalance(
+    output: Annotated[str, typer.Argument(help="Output of a finished `metaclip curate`.")],
+    t: Annotated[float, typer.Option(help="New balancing threshold.")],
+    seed: Annotated[int | None, typer.Option(help="New seed (default: the run's).")] = None,
+    dask_address: Annotated[
+        str | None, typer.Option(help="Existing Dask scheduler (default: a local cluster).")
+    ] = None,
+    workers: Annotated[int | None, typer.Option(help="Local cluster worker processes.")] = None,
+) -> None:
+    """Sample again with a new t or seed: no extraction, matching or counting again."""
+    from flows.rebalance import rebalance as rebalance_flow
+
+    result = run_flow(
+        rebalance_flow, output=output, t=t, seed=seed, dask_address=dask_address,
         n_workers=workers,
     )
     print_summary(result)
@@ -128,18 +161,22 @@ def demo(
         output=str(Path(output).resolve()),
         t=DEMO_T,
         batch_size=1,
+        n_buckets=4,
         n_workers=workers,
     )
     print_summary(result)
 
 
 def _register_optional_commands() -> None:
-    """Subcommands owned by other modules (metadata building, ...)."""
-    try:
-        from flows.cli_metadata import register
-    except ImportError:
-        return
-    register(app)
+    """Subcommands owned by other modules (metadata building, data card, data experts)."""
+    import importlib
+
+    for module in ("flows.cli_stats", "flows.cli_metadata", "flows.cli_mode"):
+        try:
+            register = importlib.import_module(module).register
+        except ImportError:
+            continue  # an optional dependency group that is not installed
+        register(app)
 
 
 _register_optional_commands()

@@ -1,7 +1,8 @@
-"""The curation flow: WAT files + metadata -> matched pairs -> global counts -> balanced set.
+"""The curation flow: WAT files + metadata -> matched pairs in uuid buckets -> dedup and global
+counts -> balanced set.
 
-`curate` validates its inputs before any work (a bad metadata file stops it in one line), plans
-batches, then runs `curate_batches` on the Dask task runner chosen by its parameters.
+`curate` validates its inputs before any work (a bad metadata file stops it in one line), then
+runs `curate_batches` on the Dask task runner chosen by its parameters.
 """
 
 from __future__ import annotations
@@ -16,10 +17,19 @@ from flows.runners import dask_task_runner
 from flows.verified import gather_verified
 from metaclip import curation, summary
 from metaclip.balance import DEFAULT_T
+from metaclip.buckets import CorruptIntermediateError
 from metaclip.counts import read_entry_counts
 from metaclip.errors import UserError
 from metaclip.paths import OutputLayout
-from tasks.curate import balance, extract_and_match, reduce_counts, write_entry_counts
+from tasks.curate import (
+    dedup_and_count,
+    extract_and_match,
+    index_buckets,
+    reduce_counts,
+    sample,
+    write_entry_counts,
+)
+from tasks.datacard import publish_datacard
 
 
 @flow(name="curate", log_prints=True)
@@ -30,6 +40,10 @@ def curate(
     t: float = DEFAULT_T,
     seed: int = 0,
     batch_size: int = 16,
+    n_buckets: int = curation.DEFAULT_BUCKETS,
+    one_text_per_image: bool = True,
+    exclude_store: str | None = None,
+    store_tag: str | None = None,
     input_format: str = "wat",
     dask_address: str | None = None,
     n_workers: int | None = None,
@@ -37,89 +51,88 @@ def curate(
     storage_options: dict[str, Any] | None = None,
     dashboard_address: str = ":8787",
 ) -> dict[str, Any]:
-    """Curate image-text pairs from WAT files (local paths, globs, directories or s3:// URIs)."""
+    """Curate image-text pairs from WAT files (local paths, globs, directories or s3:// URIs).
+
+    n_buckets: uuid buckets for global dedup; size it so one bucket (matched pairs / n_buckets)
+    fits a worker comfortably (about 2 million pairs is 0.5 GB). exclude_store: a location of
+    uuids curated by earlier runs (earlier dumps), to leave out here and to add this run's to.
+    """
     opts = storage_options or {}
     logger = get_run_logger()
     try:
         meta, files = curation.preflight(inputs, metadata, input_format, **opts)
+        if exclude_store:
+            curation.check_store(exclude_store, n_buckets, **opts)
     except UserError as exc:  # before any work: one line, no traceback
         logger.error("%s", exc)
         return Failed(message=str(exc))
     logger.info(
-        "%d input files, %d metadata entries (sha256 %s), output %s",
-        len(files), len(meta), meta.sha256[:12], output,
+        "%d input files, %d metadata entries (sha256 %s), %d buckets, output %s",
+        len(files), len(meta), meta.sha256[:12], n_buckets, output,
     )
     runner = dask_task_runner(dask_address, n_workers, dashboard_address)
     return curate_batches.with_options(task_runner=runner)(
         files=files,
-        metadata_uri=meta.uri,
-        metadata_sha256=meta.sha256,
-        output=output,
-        t=t,
-        seed=seed,
-        batch_size=batch_size,
-        input_format=input_format,
-        reduce_fanout=reduce_fanout,
+        params={
+            "metadata_uri": meta.uri,
+            "metadata_sha256": meta.sha256,
+            "output": output,
+            "t": t,
+            "seed": seed,
+            "batch_size": batch_size,
+            "n_buckets": n_buckets,
+            "one_per_image": one_text_per_image,
+            "exclude_store": exclude_store,
+            "store_tag": store_tag or curation.default_store_tag(output),
+            "input_format": input_format,
+            "reduce_fanout": reduce_fanout,
+        },
         storage_options=opts,
     )
 
 
 @flow(name="curate-batches")
 def curate_batches(
-    files: list[str],
-    metadata_uri: str,
-    metadata_sha256: str,
-    output: str,
-    t: float,
-    seed: int,
-    batch_size: int,
-    input_format: str,
-    reduce_fanout: int,
-    storage_options: dict[str, Any],
+    files: list[str], params: dict[str, Any], storage_options: dict[str, Any]
 ) -> dict[str, Any]:
-    opts = storage_options
-    layout = OutputLayout(output)
+    opts, p = storage_options, params
+    layout = OutputLayout(p["output"])
     seconds: dict[str, float] = {}
 
     started = time.perf_counter()
-    batches = gather_verified(
-        extract_and_match,
-        [
-            ((batch, batch_id, output, metadata_uri, metadata_sha256, input_format, opts), {})
-            for batch_id, batch in curation.make_batches(files, batch_size)
-        ],
-        lambda r: [r["matched_uri"], r["counts_uri"]],
-        opts,
-    )
+    batch_calls = [
+        ((batch, batch_id, p["output"], p["metadata_uri"], p["metadata_sha256"],
+          p["n_buckets"], p["input_format"], opts), {})
+        for batch_id, batch in curation.make_batches(files, p["batch_size"])
+    ]
+    batches = gather_verified(extract_and_match, batch_calls, opts)
     seconds["extract_and_match"] = time.perf_counter() - started
 
     started = time.perf_counter()
-    total_uri = ""
-    leaves = [b["counts_uri"] for b in batches]
-    for level in curation.reduction_plan(leaves, layout, reduce_fanout):
-        calls = [((group, out, opts), {}) for group, out in level]
-        total_uri = gather_verified(reduce_counts, calls, lambda r: [r], opts)[-1]
-    counts_call = ((total_uri, metadata_uri, layout.entry_counts, opts), {})
-    counts_uri = gather_verified(write_entry_counts, [counts_call], lambda r: [r], opts)[0]
+    try:
+        buckets = _dedup_buckets(batches, p, opts)
+    except CorruptIntermediateError as exc:
+        get_run_logger().warning("%s: recomputing the batches concerned", exc)
+        batches = gather_verified(extract_and_match, batch_calls, opts)
+        buckets = _dedup_buckets(batches, p, opts)
+    seconds["dedup"] = time.perf_counter() - started
+
+    started = time.perf_counter()
+    counts_uri = _global_counts([b["counts_uri"] for b in buckets], layout, p, opts)
     counts, _ = read_entry_counts(counts_uri, **opts)
+    curation.write_json(layout.run_record, {**p, "counts_uri": counts_uri}, **opts)
     seconds["count"] = time.perf_counter() - started
 
     started = time.perf_counter()
-    balance_calls = [
-        ((b["matched_uri"], layout.curated_part(b["batch_id"]), counts_uri, t, seed, opts), {})
-        for b in batches
-    ]
-    balanced = gather_verified(balance, balance_calls, lambda r: [r["curated_uri"]], opts)
-    seconds["balance"] = time.perf_counter() - started
+    sampled = sample_buckets(buckets, counts_uri, p, opts)
+    seconds["sample"] = time.perf_counter() - started
 
     result = summary.build_summary(
         batches=batches,
-        balanced=balanced,
+        buckets=buckets,
+        sampled=sampled,
         counts=counts,
-        t=t,
-        seed=seed,
-        metadata_uri=metadata_uri,
-        metadata_sha256=metadata_sha256,
+        params=p,
         outputs={
             "curated": layout.curated_dir,
             "entry_counts": layout.entry_counts,
@@ -128,4 +141,45 @@ def curate_batches(
         stage_seconds=seconds,
     )
     curation.write_json(layout.summary, result, **opts)
+    publish_datacard(p["output"], p["t"], storage_options=opts)
     return result
+
+
+def _dedup_buckets(
+    batches: list[dict[str, Any]], p: dict[str, Any], opts: dict[str, Any]
+) -> list[dict[str, Any]]:
+    digest = curation.batches_digest(batches)
+    index_call = (
+        ([b["manifest_uri"] for b in batches], digest,
+         OutputLayout(p["output"]).bucket_index(digest), opts),
+        {},
+    )
+    index_uri = gather_verified(index_buckets, [index_call], opts)[0]["uri"]
+    calls = [
+        ((bucket, index_uri, p["output"], p["exclude_store"], p["store_tag"], opts), {})
+        for bucket in range(p["n_buckets"])
+    ]
+    return gather_verified(dedup_and_count, calls, opts)
+
+
+def _global_counts(
+    leaves: list[str], layout: OutputLayout, p: dict[str, Any], opts: dict[str, Any]
+) -> str:
+    """Tree reduction: no task ever holds more than `reduce_fanout` partial counts."""
+    total_uri = ""
+    for level in curation.reduction_plan(leaves, layout, p["reduce_fanout"]):
+        calls = [((group, out, opts), {}) for group, out in level]
+        total_uri = gather_verified(reduce_counts, calls, opts)[-1]["uri"]
+    call = ((total_uri, p["metadata_uri"], layout.entry_counts, opts), {})
+    return gather_verified(write_entry_counts, [call], opts)[0]["uri"]
+
+
+def sample_buckets(
+    buckets: list[dict[str, Any]], counts_uri: str, p: dict[str, Any], opts: dict[str, Any]
+) -> list[dict[str, Any]]:
+    calls = [
+        ((b["bucket"], b["dedup_uri"], p["output"], counts_uri, p["t"], p["seed"],
+          p["one_per_image"], p["exclude_store"], p["store_tag"], opts), {})
+        for b in buckets
+    ]
+    return gather_verified(sample, calls, opts)

@@ -38,10 +38,15 @@ def keep_probabilities(entry_ids: pa.ListArray | pa.ChunkedArray, probs: np.ndar
     return -np.expm1(total)
 
 
-def uniform_draws(seed: int, uuids: Sequence[str], texts: Sequence[str]) -> np.ndarray:
-    """A deterministic uniform number in [0, 1) per (seed, uuid, text)."""
+def uniform_draws(
+    seed: int, uuids: Sequence[str], texts: Sequence[str], purpose: str = ""
+) -> np.ndarray:
+    """A deterministic uniform number in [0, 1) per (seed, uuid, text).
+
+    `purpose` separates independent draws made from the same pair (choosing vs keeping).
+    """
     out = np.empty(len(uuids), dtype=np.float64)
-    prefix = f"{seed}\x1f".encode()
+    prefix = f"{seed}\x1f{purpose}\x1f".encode() if purpose else f"{seed}\x1f".encode()
     for i, (uuid, text) in enumerate(zip(uuids, texts, strict=True)):
         digest = hashlib.blake2b(
             prefix + f"{uuid}\x1f{text}".encode("utf-8", "surrogatepass"), digest_size=8
@@ -59,6 +64,25 @@ def sample_mask(
 ) -> np.ndarray:
     """Which rows the balanced sampling keeps."""
     return uniform_draws(seed, uuids, texts) < keep_probabilities(entry_ids, probs)
+
+
+def choose_one_per_image(uuids: pa.Array, texts: Sequence[str], seed: int) -> np.ndarray:
+    """Row index of one text per image, uniformly among its texts, the same on every rerun.
+
+    Rows must be grouped by uuid (equal uuids adjacent), as a deduplicated bucket is.
+    """
+    n = len(uuids)
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    uuid_list = uuids.to_pylist()
+    draws = uniform_draws(seed, uuid_list, texts, purpose="choose")
+    starts = np.ones(n, dtype=bool)
+    starts[1:] = np.array(uuid_list[1:], dtype=object) != np.array(uuid_list[:-1], dtype=object)
+    group = np.cumsum(starts) - 1
+    order = np.lexsort((draws, group))  # by group, then by draw: first of each group wins
+    firsts = np.ones(n, dtype=bool)
+    firsts[1:] = group[order][1:] != group[order][:-1]
+    return np.sort(order[firsts])
 
 
 def t_to_p(counts: np.ndarray, t: float) -> float:

@@ -22,7 +22,10 @@ from metaclip import PIPELINE_VERSION, storage
 def file_identity(uri: str, **storage_options: Any) -> str:
     """A string that changes when the file's content may have changed."""
     fs, path = storage.filesystem(uri, **storage_options)
-    info = fs.info(path)
+    try:
+        info = fs.info(path)
+    except FileNotFoundError:
+        return f"{uri}|missing"  # a missing input is a counted skip; its key says so
     if storage.is_local(uri):
         mtime = info.get("mtime") or info.get("created") or 0
         return f"{path}|{info.get('size')}|{mtime}"

@@ -1,34 +1,42 @@
-"""The curation stages as plain functions over a batch of files or one matched part.
+"""The curation stages as plain functions over a batch of files or one bucket.
 
-Tasks in tasks/ call these; each takes and returns small JSON-able values (URIs, stats) and
-does its bulk work through files, so results are cheap to persist and to pass between workers.
+Tasks in tasks/ call these; each takes and returns small JSON-able values (URIs, counts, stats)
+and does its bulk work through files, so results are cheap to persist and to pass around.
+
+Stages: process_batch (extract, match, split by uuid bucket; a manifest commits the batch) ->
+process_bucket (dedup across batches, exclude earlier dumps, count) -> reduce_counts (tree) ->
+sample_bucket (one text per image, keep with MetaCLIP's probability).
 """
 
 from __future__ import annotations
 
 import hashlib
+import resource
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
-from metaclip import balance, storage
-from metaclip.counts import SparseCounts, read_entry_counts
+from metaclip import balance, buckets, storage
+from metaclip.cachekeys import file_identity
+from metaclip.counts import SparseCounts, entry_counts_table, read_entry_counts
 from metaclip.errors import UserError
 from metaclip.matching import Matcher, get_matcher
 from metaclip.metadata import Metadata, load_metadata
 from metaclip.pairs import ExtractStats, concat_pairs
-from metaclip.paths import OutputLayout
-from metaclip.schemas import ENTRY_IDS, curated_from_matched
+from metaclip.paths import OutputLayout, StoreLayout
+from metaclip.schemas import ENTRY_IDS, MATCHED, curated_from_matched
 from metaclip.wat import extract_wat_file
 
 Extractor = Callable[..., tuple[pa.Table, ExtractStats]]
 EXTRACTORS: dict[str, Extractor] = {"wat": extract_wat_file}
 INPUT_SUFFIXES: dict[str, tuple[str, ...]] = {"wat": (".wat.gz", ".wat")}
+DEFAULT_BUCKETS = 256
 
 
 def preflight(
@@ -60,6 +68,39 @@ def make_batches(files: Sequence[str], batch_size: int) -> list[tuple[str, list[
         digest = hashlib.sha1("\n".join(batch).encode()).hexdigest()[:8]
         out.append((f"{index:05d}-{digest}", batch))
     return out
+
+
+def peak_rss_mb() -> float:
+    """This worker process's peak resident memory so far."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def written(uris: Iterable[str], **storage_options: Any) -> dict[str, str]:
+    """Identity of each file just written; a task returns it so that a later run can tell
+    whether its outputs are still the ones it made (not gone, not overwritten)."""
+    return {u: file_identity(u, **storage_options) for u in uris}
+
+
+def changed_outputs(result: dict[str, Any], **storage_options: Any) -> list[str]:
+    """The outputs a cached result names that are gone or no longer what it wrote."""
+    return [
+        uri for uri, identity in result["outputs"].items()
+        if file_identity(uri, **storage_options) != identity
+    ]
+
+
+def write_json(uri: str, data: dict[str, Any], **storage_options: Any) -> str:
+    """Write JSON atomically; returns the sha256 of the bytes written."""
+    blob = orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n"
+    storage.write_bytes_atomic(uri, blob, **storage_options)
+    return hashlib.sha256(blob).hexdigest()
+
+
+def read_json(uri: str, **storage_options: Any) -> dict[str, Any]:
+    return orjson.loads(storage.read_bytes(uri, **storage_options))
+
+
+# -- stage 1: a batch of input files ------------------------------------------------------------
 
 
 def matcher_for(metadata_uri: str, metadata_sha256: str, **storage_options: Any) -> Matcher:
@@ -101,42 +142,180 @@ def process_batch(
     output: str,
     metadata_uri: str,
     metadata_sha256: str,
+    n_buckets: int,
     fmt: str = "wat",
     storage_options: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Extract and match a batch of files; write its matched pairs and sparse counts."""
+    """Extract and match a batch of files; write its matched pairs split by uuid bucket.
+
+    The manifest is written last: a batch without one is unfinished and read by no one.
+    """
     opts = storage_options or {}
     layout = OutputLayout(output)
     started = time.perf_counter()
     pairs, stats = extract_files(files, fmt, **opts)
     extracted = time.perf_counter()
-    matcher = matcher_for(metadata_uri, metadata_sha256, **opts)
-    matched, unmatched = match_pairs(pairs, matcher)
-    counts = SparseCounts.from_entry_ids(matched["entry_ids"])
-    storage.write_parquet_atomic(layout.matched_part(batch_id), matched, **opts)
-    counts.save(layout.batch_counts(batch_id), **opts)
+    matched, unmatched = match_pairs(pairs, matcher_for(metadata_uri, metadata_sha256, **opts))
+    matched_at = time.perf_counter()
+    manifest: dict[str, Any] = {
+        "batch_id": batch_id, "files": list(files), "n_buckets": n_buckets,
+        "buckets": [], "rows": [], "sha256": [],
+    }
+    for bucket, rows in buckets.split_by_bucket(matched, n_buckets).items():
+        sha = storage.write_parquet_atomic(layout.matched_part(bucket, batch_id), rows, **opts)
+        manifest["buckets"].append(bucket)
+        manifest["rows"].append(rows.num_rows)
+        manifest["sha256"].append(sha)
+    manifest_sha = write_json(layout.manifest(batch_id), manifest, **opts)
     return {
         "batch_id": batch_id,
-        "files": list(files),
-        "matched_uri": layout.matched_part(batch_id),
-        "counts_uri": layout.batch_counts(batch_id),
+        "manifest_uri": layout.manifest(batch_id),
+        "manifest_sha256": manifest_sha,
         "extract": stats.to_dict(),
         "pairs_matched": matched.num_rows,
         "pairs_unmatched": unmatched,
         "seconds": {
             "extract": extracted - started,
-            "match": time.perf_counter() - extracted,
+            "match": matched_at - extracted,
+            "write": time.perf_counter() - matched_at,
         },
+        "peak_rss_mb": peak_rss_mb(),
+        "outputs": written([layout.manifest(batch_id)], **opts),
     }
 
 
-def reduce_counts(uris: Sequence[str], out_uri: str, **storage_options: Any) -> str:
+def batches_digest(batches: Iterable[dict[str, Any]]) -> str:
+    """Identity of a set of committed batches: what every bucket task reads from."""
+    items = sorted((b["batch_id"], b["manifest_sha256"]) for b in batches)
+    return hashlib.sha256(orjson.dumps(items)).hexdigest()
+
+
+# -- stage 2: one bucket ------------------------------------------------------------------------
+
+INDEX = pa.schema(
+    [("bucket", pa.int32()), ("batch_id", pa.string()), ("rows", pa.int64()),
+     ("sha256", pa.string())]
+)
+
+
+def build_bucket_index(
+    manifest_uris: Sequence[str], out_uri: str, **storage_options: Any
+) -> dict[str, Any]:
+    """One table of every committed part (bucket, batch, rows, sha256), sorted by bucket, so a
+    bucket task reads only its own slice instead of every manifest."""
+    columns: dict[str, list[Any]] = {name: [] for name in INDEX.names}
+    for uri in manifest_uris:
+        manifest = read_json(uri, **storage_options)
+        n = len(manifest["buckets"])
+        columns["bucket"].extend(manifest["buckets"])
+        columns["batch_id"].extend([manifest["batch_id"]] * n)
+        columns["rows"].extend(manifest["rows"])
+        columns["sha256"].extend(manifest["sha256"])
+    table = pa.table(columns, schema=INDEX).sort_by([("bucket", "ascending")])
+    storage.write_parquet_atomic(out_uri, table, **storage_options)
+    return {"uri": out_uri, "outputs": written([out_uri], **storage_options)}
+
+
+def read_bucket_inputs(
+    layout: OutputLayout, bucket: int, index_uri: str, **storage_options: Any
+) -> pa.Table:
+    """The bucket's rows, each part checked against its manifest's sha256.
+
+    A missing or corrupt part un-commits its batch (its manifest is removed) and raises, so
+    that the batch is recomputed.
+    """
+    index = storage.read_parquet(index_uri, **storage_options)
+    mine = index.filter(pc.equal(index["bucket"], bucket))
+    tables = []
+    for batch_id, sha in zip(mine["batch_id"].to_pylist(), mine["sha256"].to_pylist(),
+                             strict=True):
+        uri = layout.matched_part(bucket, batch_id)
+        try:
+            data = storage.read_bytes(uri, **storage_options)
+        except FileNotFoundError:
+            data = b""
+        if buckets.sha256_hex(data) != sha:
+            storage.remove(layout.manifest(batch_id), **storage_options)
+            storage.remove(uri, **storage_options)
+            raise buckets.CorruptIntermediateError(uri)
+        tables.append(pq.read_table(pa.BufferReader(data)))
+    return buckets.concat(tables, MATCHED)
+
+
+def read_seen_uuids(
+    store: str | None, bucket: int, tag: str, **storage_options: Any
+) -> pa.Array | None:
+    """Uuids curated by other runs (earlier dumps) in this bucket of the exclusion store."""
+    if not store:
+        return None
+    layout = StoreLayout(store)
+    tables = [
+        storage.read_parquet(uri, columns=["uuid"], **storage_options)
+        for uri in storage.list_files(layout.bucket_dir(bucket), **storage_options)
+        if uri.endswith(".parquet") and uri != layout.part(bucket, tag)
+    ]
+    if not tables:
+        return None
+    return pa.concat_tables(tables)["uuid"].combine_chunks().unique()
+
+
+def process_bucket(
+    bucket: int,
+    index_uri: str,
+    output: str,
+    exclude_store: str | None = None,
+    store_tag: str = "",
+    storage_options: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Deduplicate one bucket across all batches, drop earlier dumps' images, count entries."""
+    opts = storage_options or {}
+    layout = OutputLayout(output)
+    started = time.perf_counter()
+    rows = read_bucket_inputs(layout, bucket, index_uri, **opts)
+    unique, duplicates = buckets.dedup_pairs(rows)
+    unique, excluded = buckets.exclude_uuids(
+        unique, read_seen_uuids(exclude_store, bucket, store_tag, **opts)
+    )
+    storage.write_parquet_atomic(layout.dedup_part(bucket), unique, **opts)
+    SparseCounts.from_entry_ids(unique["entry_ids"]).save(layout.bucket_counts(bucket), **opts)
+    return {
+        "bucket": bucket,
+        "dedup_uri": layout.dedup_part(bucket),
+        "counts_uri": layout.bucket_counts(bucket),
+        "pairs_in": rows.num_rows,
+        "pairs_unique": unique.num_rows,
+        "duplicates": duplicates,
+        "excluded_seen": excluded,
+        "images": len(pc.unique(unique["uuid"])) if unique.num_rows else 0,
+        "seconds": time.perf_counter() - started,
+        "peak_rss_mb": peak_rss_mb(),
+        "outputs": written([layout.dedup_part(bucket), layout.bucket_counts(bucket)], **opts),
+    }
+
+
+# -- stage 3: global counts ---------------------------------------------------------------------
+
+
+def reduce_counts(uris: Sequence[str], out_uri: str, **storage_options: Any) -> dict[str, Any]:
     total = SparseCounts.sum(SparseCounts.load(u, **storage_options) for u in uris)
     total.save(out_uri, **storage_options)
-    return out_uri
+    return {"uri": out_uri, "outputs": written([out_uri], **storage_options)}
 
 
-def reduction_plan(leaves: Sequence[str], layout: OutputLayout, fanout: int):
+def write_entry_counts(
+    total_uri: str, metadata_uri: str, out_uri: str, **storage_options: Any
+) -> dict[str, Any]:
+    """The published global counts: dense over every metadata entry."""
+    metadata = load_metadata(metadata_uri, **storage_options)
+    dense = SparseCounts.load(total_uri, **storage_options).to_dense(len(metadata))
+    table = entry_counts_table(dense, metadata.entries, metadata.sha256, metadata.uri)
+    storage.write_parquet_atomic(out_uri, table, **storage_options)
+    return {"uri": out_uri, "outputs": written([out_uri], **storage_options)}
+
+
+def reduction_plan(
+    leaves: Sequence[str], layout: OutputLayout, fanout: int
+) -> list[list[tuple[list[str], str]]]:
     """Levels of (inputs, output) groups for a tree reduction down to one file."""
     if fanout < 2:
         raise ValueError("fanout must be at least 2")
@@ -152,6 +331,8 @@ def reduction_plan(leaves: Sequence[str], layout: OutputLayout, fanout: int):
     return levels
 
 
+# -- stage 4: sampling --------------------------------------------------------------------------
+
 _PROBS: dict[tuple[str, float], np.ndarray] = {}
 
 
@@ -164,41 +345,107 @@ def _entry_probabilities(counts_uri: str, t: float, **storage_options: Any) -> n
     return _PROBS[key]
 
 
-def balance_part(
-    matched_uri: str,
-    curated_uri: str,
+def candidates(table: pa.Table, seed: int, one_per_image: bool) -> pa.Table:
+    """The rows that get a keep draw: one text per image, or every (image, text) pair."""
+    if not one_per_image or table.num_rows == 0:
+        return table
+    chosen = balance.choose_one_per_image(table["uuid"].combine_chunks(),
+                                          table["text"].to_pylist(), seed)
+    return table.take(pa.array(chosen))
+
+
+def sample_bucket(
+    bucket: int,
+    output: str,
     counts_uri: str,
     t: float,
     seed: int,
+    one_per_image: bool = True,
+    exclude_store: str | None = None,
+    store_tag: str = "",
     storage_options: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Balanced sampling of one matched part into one curated part."""
+    """Balanced sampling of one deduplicated bucket into one curated part."""
     opts = storage_options or {}
+    layout = OutputLayout(output)
     started = time.perf_counter()
     probs = _entry_probabilities(counts_uri, t, **opts)
-    matched = storage.read_parquet(matched_uri, **opts)
+    table = candidates(storage.read_parquet(layout.dedup_part(bucket), **opts), seed,
+                       one_per_image)
     mask = balance.sample_mask(
-        matched["entry_ids"],
-        matched["uuid"].to_pylist(),
-        matched["text"].to_pylist(),
-        probs,
-        seed,
+        table["entry_ids"], table["uuid"].to_pylist(), table["text"].to_pylist(), probs, seed
     )
-    curated = curated_from_matched(matched.filter(pa.array(mask)))
-    storage.write_parquet_atomic(curated_uri, curated, **opts)
+    curated = curated_from_matched(table.filter(pa.array(mask)))
+    outputs = [layout.curated_part(bucket)]
+    storage.write_parquet_atomic(outputs[0], curated, **opts)
+    if exclude_store:
+        outputs.append(StoreLayout(exclude_store).part(bucket, store_tag))
+        storage.write_parquet_atomic(outputs[1], pa.table({"uuid": curated["uuid"]}), **opts)
     return {
-        "curated_uri": curated_uri,
-        "rows_in": matched.num_rows,
+        "bucket": bucket,
+        "curated_uri": layout.curated_part(bucket),
+        "candidates": table.num_rows,
         "rows_kept": curated.num_rows,
         "seconds": time.perf_counter() - started,
+        "outputs": written(outputs, **opts),
     }
 
 
-def missing_outputs(uris: Sequence[str], **storage_options: Any) -> list[str]:
-    """The outputs among `uris` that are not there (a cached result may outlive its files)."""
-    return [u for u in uris if not storage.exists(u, **storage_options)]
+def rebalanced_summary(
+    old: dict[str, Any],
+    sampled: Sequence[dict[str, Any]],
+    counts: np.ndarray,
+    t: float,
+    seed: int,
+    seconds: float,
+) -> dict[str, Any]:
+    """A run's summary after sampling again with another t or seed."""
+    return {
+        **old,
+        "t": t,
+        "seed": seed,
+        "p": balance.t_to_p(counts, t),
+        "entries_over_t": balance.entries_over_t(counts, t),
+        "pairs_curated": sum(int(s["rows_kept"]) for s in sampled),
+        "rebalanced": {"from_t": old["t"], "from_seed": old["seed"], "seconds": seconds},
+    }
 
 
-def write_json(uri: str, data: dict[str, Any], **storage_options: Any) -> None:
-    blob = orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
-    storage.write_bytes_atomic(uri, blob + b"\n", **storage_options)
+def default_store_tag(output: str) -> str:
+    """A run's name in the exclusion store: runs into the same output share it."""
+    return "run-" + hashlib.sha1(output.rstrip("/").encode()).hexdigest()[:12]
+
+
+def check_store(store: str, n_buckets: int, **storage_options: Any) -> None:
+    """An exclusion store is bucketed once; every run that uses it must agree."""
+    meta_uri = StoreLayout(store).meta
+    if storage.exists(meta_uri, **storage_options):
+        existing = read_json(meta_uri, **storage_options).get("n_buckets")
+        if existing != n_buckets:
+            raise UserError(
+                f"exclusion store {store} has {existing} buckets; run with n_buckets={existing}"
+            )
+    else:
+        write_json(meta_uri, {"n_buckets": n_buckets}, **storage_options)
+
+
+def iter_candidate_units(
+    output: str, one_per_image: bool = True, **storage_options: Any
+) -> Iterator[tuple[pa.ListArray, np.ndarray]]:
+    """Per bucket: entry ids of every matched text and its weight in the expected size.
+
+    A text's weight is 1 / (texts of its image) when one text per image is drawn, else 1.
+    """
+    layout = OutputLayout(output)
+    run = read_json(layout.run_record, **storage_options)
+    for bucket in range(run["n_buckets"]):
+        uri = layout.dedup_part(bucket)
+        if not storage.exists(uri, **storage_options):
+            continue
+        table = storage.read_parquet(uri, columns=["uuid", "entry_ids"], **storage_options)
+        weights = np.ones(table.num_rows)
+        if one_per_image and table.num_rows:
+            uuids = table["uuid"].combine_chunks().dictionary_encode()
+            per_image = np.bincount(uuids.indices.to_numpy())
+            weights = 1.0 / per_image[uuids.indices.to_numpy()]
+        yield table["entry_ids"].combine_chunks(), weights

@@ -1,12 +1,19 @@
 """The output layout, owned here: every path under an output root is made by this module.
 
 <root>/
-  curated/part-<batch>.parquet      balanced pairs, img2dataset-ready (url, caption, ...)
-  entry_counts.parquet              global counts per entry, with the metadata's sha256
-  summary.json                      what was read, matched, kept, skipped; time per stage
-  _work/matched/<batch>.parquet     matched pairs of a batch of input files
-  _work/counts/<batch>.npz          that batch's sparse entry counts
-  _work/reduce/<level>-<i>.npz      tree-reduction partial sums
+  curated/part-<bucket>.parquet            balanced pairs, img2dataset-ready (url, caption, ...)
+  entry_counts.parquet                     global counts per entry, with the metadata's sha256
+  summary.json                             what was read, matched, kept, skipped; time per stage
+  _work/run.json                           the run's parameters (read by rebalance)
+  _work/matched/bucket=<b>/<batch>.parquet a batch's matched pairs that fall in bucket b
+  _work/manifests/<batch>.json             written last: the batch is complete (rows, checksums)
+  _work/index-<digest>.parquet             every committed part: bucket, batch, rows, sha256
+  _work/dedup/<b>.parquet                  bucket b, one row per distinct (uuid, text)
+  _work/counts/<b>.npz                     bucket b's sparse entry counts
+  _work/reduce/<level>-<i>.npz             tree-reduction partial sums
+
+An exclusion store (uuids curated from earlier dumps) is laid out the same way per bucket:
+<store>/_store.json (its bucket count), <store>/bucket=<b>/<tag>.parquet (one file per run tag).
 """
 
 from __future__ import annotations
@@ -14,6 +21,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from metaclip.storage import join
+
+
+def bucket_name(bucket: int) -> str:
+    return f"{bucket:05d}"
 
 
 @dataclass(frozen=True)
@@ -24,8 +35,8 @@ class OutputLayout:
     def curated_dir(self) -> str:
         return join(self.root, "curated")
 
-    def curated_part(self, batch_id: str) -> str:
-        return join(self.curated_dir, f"part-{batch_id}.parquet")
+    def curated_part(self, bucket: int) -> str:
+        return join(self.curated_dir, f"part-{bucket_name(bucket)}.parquet")
 
     @property
     def entry_counts(self) -> str:
@@ -35,11 +46,44 @@ class OutputLayout:
     def summary(self) -> str:
         return join(self.root, "summary.json")
 
-    def matched_part(self, batch_id: str) -> str:
-        return join(self.root, "_work", "matched", f"{batch_id}.parquet")
+    @property
+    def run_record(self) -> str:
+        return join(self.root, "_work", "run.json")
 
-    def batch_counts(self, batch_id: str) -> str:
-        return join(self.root, "_work", "counts", f"{batch_id}.npz")
+    def matched_dir(self, bucket: int) -> str:
+        return join(self.root, "_work", "matched", f"bucket={bucket_name(bucket)}")
+
+    def matched_part(self, bucket: int, batch_id: str) -> str:
+        return join(self.matched_dir(bucket), f"{batch_id}.parquet")
+
+    def manifest(self, batch_id: str) -> str:
+        return join(self.root, "_work", "manifests", f"{batch_id}.json")
+
+    def bucket_index(self, batches_digest: str) -> str:
+        return join(self.root, "_work", f"index-{batches_digest[:16]}.parquet")
+
+    def dedup_part(self, bucket: int) -> str:
+        return join(self.root, "_work", "dedup", f"{bucket_name(bucket)}.parquet")
+
+    def bucket_counts(self, bucket: int) -> str:
+        return join(self.root, "_work", "counts", f"{bucket_name(bucket)}.npz")
 
     def reduce_part(self, level: int, index: int) -> str:
         return join(self.root, "_work", "reduce", f"{level:02d}-{index:06d}.npz")
+
+
+@dataclass(frozen=True)
+class StoreLayout:
+    """Uuids curated by earlier runs, bucketed like the pipeline."""
+
+    root: str
+
+    @property
+    def meta(self) -> str:
+        return join(self.root, "_store.json")
+
+    def bucket_dir(self, bucket: int) -> str:
+        return join(self.root, f"bucket={bucket_name(bucket)}")
+
+    def part(self, bucket: int, tag: str) -> str:
+        return join(self.bucket_dir(bucket), f"{tag}.parquet")

@@ -6,6 +6,7 @@ on S3 a PUT creates the object whole, so a reader never sees a partial file.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import uuid
@@ -51,6 +52,23 @@ def open_input(uri: str, **storage_options: Any) -> IO[bytes]:
     return fs.open(path, "rb")
 
 
+def list_files(dir_uri: str, **storage_options: Any) -> list[str]:
+    """Files directly under a directory (or prefix), as URIs; empty if it does not exist."""
+    fs, path = filesystem(dir_uri, **storage_options)
+    try:
+        entries = fs.ls(path, detail=False)
+    except FileNotFoundError:
+        return []
+    prefix = "" if is_local(dir_uri) else dir_uri.split("://", 1)[0] + "://"
+    return sorted(f"{prefix}{p}" for p in entries if not p.rstrip("/").endswith(path.rstrip("/")))
+
+
+def remove(uri: str, **storage_options: Any) -> None:
+    fs, path = filesystem(uri, **storage_options)
+    if fs.exists(path):
+        fs.rm(path)
+
+
 def read_bytes(uri: str, **storage_options: Any) -> bytes:
     fs, path = filesystem(uri, **storage_options)
     return fs.cat_file(path)
@@ -71,17 +89,24 @@ def write_bytes_atomic(uri: str, data: bytes, **storage_options: Any) -> None:
         fs.pipe_file(path, data)
 
 
-def write_parquet_atomic(uri: str, table: pa.Table, **storage_options: Any) -> None:
-    """Write one Parquet file atomically (zstd, dictionary-encoded strings where they pay)."""
+def write_parquet_atomic(uri: str, table: pa.Table, **storage_options: Any) -> str:
+    """Write one Parquet file atomically; returns the sha256 of its bytes.
+
+    Pages carry CRC checksums, which read_parquet verifies: a corrupt file fails loudly.
+    """
     buf = io.BytesIO()
-    pq.write_table(table, buf, compression="zstd", row_group_size=128 * 1024)
-    write_bytes_atomic(uri, buf.getvalue(), **storage_options)
+    pq.write_table(
+        table, buf, compression="zstd", row_group_size=128 * 1024, write_page_checksum=True
+    )
+    data = buf.getvalue()
+    write_bytes_atomic(uri, data, **storage_options)
+    return hashlib.sha256(data).hexdigest()
 
 
 def read_parquet(uri: str, columns: list[str] | None = None, **storage_options: Any) -> pa.Table:
     fs, path = filesystem(uri, **storage_options)
     with fs.open(path, "rb") as fh:
-        return pq.read_table(fh, columns=columns)
+        return pq.read_table(fh, columns=columns, page_checksum_verification=True)
 
 
 def expand_inputs(

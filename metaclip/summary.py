@@ -11,43 +11,51 @@ from metaclip import PIPELINE_VERSION, balance
 from metaclip.pairs import ExtractStats
 
 
+def _total(rows: Sequence[Mapping[str, Any]], key: str) -> int:
+    return sum(int(r[key]) for r in rows)
+
+
 def build_summary(
     *,
     batches: Sequence[Mapping[str, Any]],
-    balanced: Sequence[Mapping[str, Any]],
+    buckets: Sequence[Mapping[str, Any]],
+    sampled: Sequence[Mapping[str, Any]],
     counts: np.ndarray,
-    t: float,
-    seed: int,
-    metadata_uri: str,
-    metadata_sha256: str,
+    params: Mapping[str, Any],
     outputs: Mapping[str, str],
     stage_seconds: Mapping[str, float],
 ) -> dict[str, Any]:
     stats = ExtractStats()
     for batch in batches:
         stats.merge(ExtractStats.from_dict(batch["extract"]))
-    matched = sum(int(b["pairs_matched"]) for b in batches)
-    curated = sum(int(b["rows_kept"]) for b in balanced)
+    t = params["t"]
+    rss = [r.get("peak_rss_mb", 0.0) for r in [*batches, *buckets]]
     return {
         "pipeline_version": PIPELINE_VERSION,
         "metadata": {
-            "uri": metadata_uri,
-            "sha256": metadata_sha256,
+            "uri": params["metadata_uri"],
+            "sha256": params["metadata_sha256"],
             "entries": int(len(counts)),
             "entries_matched": int((counts > 0).sum()),
         },
         "files": stats.files,
         "batches": len(batches),
+        "buckets": len(buckets),
         "records_read": stats.records,
         "pages": stats.pages,
         "images": stats.images,
         "pairs_read": stats.pairs,
-        "pairs_matched": matched,
-        "pairs_unmatched": sum(int(b["pairs_unmatched"]) for b in batches),
-        "pairs_curated": curated,
+        "pairs_matched": _total(batches, "pairs_matched"),
+        "pairs_unmatched": _total(batches, "pairs_unmatched"),
+        "pairs_unique": _total(buckets, "pairs_unique"),
+        "duplicates_across_files": _total(buckets, "duplicates"),
+        "excluded_seen_before": _total(buckets, "excluded_seen"),
+        "images_matched": _total(buckets, "images"),
+        "pairs_curated": _total(sampled, "rows_kept"),
         "matches_total": int(counts.sum(dtype=np.uint64)),
         "t": t,
-        "seed": seed,
+        "seed": params["seed"],
+        "one_text_per_image": params["one_per_image"],
         "p": balance.t_to_p(counts, t),
         "entries_over_t": balance.entries_over_t(counts, t),
         "skipped": dict(sorted(stats.skipped.items())),
@@ -55,7 +63,9 @@ def build_summary(
             "stages_wall": dict(stage_seconds),
             "extract_cpu": sum(b["seconds"]["extract"] for b in batches),
             "match_cpu": sum(b["seconds"]["match"] for b in batches),
-            "balance_cpu": sum(b["seconds"] for b in balanced),
+            "dedup_count_cpu": sum(b["seconds"] for b in buckets),
+            "sample_cpu": sum(s["seconds"] for s in sampled),
         },
+        "peak_worker_rss_mb": max(rss, default=0.0),
         "outputs": dict(outputs),
     }

@@ -7,9 +7,6 @@ from typing import Any
 from prefect import task
 
 from metaclip import curation
-from metaclip.counts import SparseCounts, entry_counts_table
-from metaclip.metadata import load_metadata
-from metaclip.storage import write_parquet_atomic
 from tasks.caching import cache_on
 from tasks.retry import IO_TASK_OPTIONS
 
@@ -18,7 +15,7 @@ from tasks.retry import IO_TASK_OPTIONS
     name="extract-and-match",
     cache_key_fn=cache_on(
         files=("files", "metadata_uri"),
-        params=("batch_id", "output", "metadata_sha256", "fmt"),
+        params=("batch_id", "output", "metadata_sha256", "n_buckets", "fmt"),
     ),
     **IO_TASK_OPTIONS,
 )
@@ -28,11 +25,48 @@ def extract_and_match(
     output: str,
     metadata_uri: str,
     metadata_sha256: str,
+    n_buckets: int,
     fmt: str = "wat",
     storage_options: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     return curation.process_batch(
-        files, batch_id, output, metadata_uri, metadata_sha256, fmt, storage_options
+        files, batch_id, output, metadata_uri, metadata_sha256, n_buckets, fmt, storage_options
+    )
+
+
+@task(
+    name="index-buckets",
+    cache_key_fn=cache_on(params=("batches_digest", "out_uri")),
+    **IO_TASK_OPTIONS,
+)
+def index_buckets(
+    manifest_uris: list[str],
+    batches_digest: str,
+    out_uri: str,
+    storage_options: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """`batches_digest` identifies the manifests (their content), so it stands for them."""
+    return curation.build_bucket_index(manifest_uris, out_uri, **(storage_options or {}))
+
+
+@task(
+    name="dedup-and-count",
+    cache_key_fn=cache_on(
+        files=("index_uri",),
+        params=("bucket", "output", "exclude_store", "store_tag"),
+    ),
+    **IO_TASK_OPTIONS,
+)
+def dedup_and_count(
+    bucket: int,
+    index_uri: str,
+    output: str,
+    exclude_store: str | None = None,
+    store_tag: str = "",
+    storage_options: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    return curation.process_bucket(
+        bucket, index_uri, output, exclude_store, store_tag, storage_options
     )
 
 
@@ -43,7 +77,7 @@ def extract_and_match(
 )
 def reduce_counts(
     uris: list[str], out_uri: str, storage_options: dict[str, Any] | None = None
-) -> str:
+) -> dict[str, Any]:
     return curation.reduce_counts(uris, out_uri, **(storage_options or {}))
 
 
@@ -57,28 +91,32 @@ def write_entry_counts(
     metadata_uri: str,
     out_uri: str,
     storage_options: dict[str, Any] | None = None,
-) -> str:
-    opts = storage_options or {}
-    metadata = load_metadata(metadata_uri, **opts)
-    dense = SparseCounts.load(total_uri, **opts).to_dense(len(metadata))
-    table = entry_counts_table(dense, metadata.entries, metadata.sha256, metadata.uri)
-    write_parquet_atomic(out_uri, table, **opts)
-    return out_uri
+) -> dict[str, Any]:
+    return curation.write_entry_counts(total_uri, metadata_uri, out_uri, **(storage_options or {}))
 
 
 @task(
-    name="balance",
+    name="sample",
     cache_key_fn=cache_on(
-        files=("matched_uri", "counts_uri"), params=("curated_uri", "t", "seed")
+        files=("counts_uri", "dedup_uri"),
+        params=("bucket", "output", "t", "seed", "one_per_image", "exclude_store", "store_tag"),
     ),
     **IO_TASK_OPTIONS,
 )
-def balance(
-    matched_uri: str,
-    curated_uri: str,
+def sample(
+    bucket: int,
+    dedup_uri: str,
+    output: str,
     counts_uri: str,
     t: float,
     seed: int,
+    one_per_image: bool = True,
+    exclude_store: str | None = None,
+    store_tag: str = "",
     storage_options: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    return curation.balance_part(matched_uri, curated_uri, counts_uri, t, seed, storage_options)
+    """`dedup_uri` is the bucket's input; it is named here so that it is part of the key."""
+    return curation.sample_bucket(
+        bucket, output, counts_uri, t, seed, one_per_image, exclude_store, store_tag,
+        storage_options,
+    )

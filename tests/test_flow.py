@@ -45,7 +45,7 @@ def metadata(tmp_path_factory) -> Path:
 def run(output: Path, metadata: Path, **overrides):
     params = dict(
         inputs=FILES, metadata=str(metadata), output=str(output), t=T, seed=SEED,
-        batch_size=1, n_workers=2, dashboard_address=":0",
+        batch_size=1, n_buckets=4, n_workers=2, dashboard_address=":0",
     )
     params.update(overrides)
     state = curate(**params, return_state=True)
@@ -59,16 +59,29 @@ def curated_rows(output: Path) -> set[tuple[str, str, tuple[int, ...]]]:
                    map(tuple, table["entry_ids"].to_pylist()), strict=True))
 
 
-def naive_curation(entries: list[str]):
+def naive_curation(entries: list[str], one_per_image: bool = True):
+    """Algorithm 1 with MetaCLIP 2's global dedup: distinct (uuid, text) pairs are counted, then
+    one text per image is chosen uniformly and kept with probability 1 - prod(1 - p_e)."""
     rows = [r for f in FILES for r in extract_wat_file(f)[0].to_pylist()]
-    matched = [(r, naive_match(r["text"], entries)) for r in rows]
-    matched = [(r, m) for r, m in matched if m]
-    counts = naive_counts([m for _, m in matched], len(entries))
-    draws = uniform_draws(SEED, [r["uuid"] for r, _ in matched], [r["text"] for r, _ in matched])
+    unique = {(r["uuid"], r["text"]) for r in rows}
+    matched = {(u, t): naive_match(t, entries) for u, t in unique}
+    matched = {k: m for k, m in matched.items() if m}
+    counts = naive_counts(matched.values(), len(entries))
+    by_image: dict[str, list[str]] = {}
+    for u, t in matched:
+        by_image.setdefault(u, []).append(t)
+    chosen = []
+    for u, texts in by_image.items():
+        if not one_per_image:
+            chosen.extend((u, t) for t in texts)
+            continue
+        draws = uniform_draws(SEED, [u] * len(texts), texts, purpose="choose")
+        chosen.append((u, texts[int(np.argmin(draws))]))
+    keep_draws = uniform_draws(SEED, [u for u, _ in chosen], [t for _, t in chosen])
     kept = {
-        (r["uuid"], r["text"], tuple(m))
-        for (r, m), u in zip(matched, draws, strict=True)
-        if u < naive_keep_probability(m, counts, T)
+        (u, t, tuple(matched[u, t]))
+        for (u, t), draw in zip(chosen, keep_draws, strict=True)
+        if draw < naive_keep_probability(matched[u, t], counts, T)
     }
     return kept, counts, len(rows), len(matched)
 
@@ -82,12 +95,13 @@ def first_run(tmp_path_factory, metadata):
 def test_curated_rows_equal_naive_algorithm(first_run, metadata):
     output, summary = first_run
     entries = json.loads(metadata.read_text())
-    kept, counts, n_pairs, n_matched = naive_curation(entries)
+    kept, counts, n_pairs, n_unique_matched = naive_curation(entries)
     assert curated_rows(output) == kept
-    assert 0 < len(kept) < n_matched  # balancing dropped some head pairs, kept others
+    assert 0 < len(kept) < n_unique_matched  # balancing dropped some head pairs, kept others
     got_counts, sha = read_entry_counts(str(output / "entry_counts.parquet"))
     assert got_counts.tolist() == counts
-    assert summary["pairs_read"] == n_pairs and summary["pairs_matched"] == n_matched
+    assert summary["pairs_read"] == n_pairs and summary["pairs_unique"] == n_unique_matched
+    assert len({u for u, _, _ in kept}) == len(kept)  # one text per image
     assert summary["pairs_curated"] == len(kept)
     assert summary["metadata"]["sha256"] == sha and summary["entries_over_t"] > 0
     on_disk = json.loads((output / "summary.json").read_text())
@@ -108,9 +122,45 @@ def test_same_pairs_on_one_worker_other_batching(first_run, metadata, tmp_path):
     assert curated_rows(other) == curated_rows(output)
 
 
+def test_duplicate_input_file_changes_nothing(first_run, metadata, tmp_path):
+    """The same images in another file (another batch) are deduplicated by uuid."""
+    output, summary = first_run
+    copy = tmp_path / "copy-of-0000.warc.wat.gz"
+    shutil.copy(FILES[0], copy)
+    other = run(tmp_path / "dup", metadata, inputs=[*FILES, str(copy)], n_buckets=3)
+    assert curated_rows(tmp_path / "dup") == curated_rows(output)
+    assert other["duplicates_across_files"] > 0
+    assert other["pairs_unique"] == summary["pairs_unique"]
+
+
+def test_every_text_mode_equals_naive(metadata, tmp_path):
+    run(tmp_path / "all", metadata, one_text_per_image=False)
+    kept, _, _, _ = naive_curation(json.loads(metadata.read_text()), one_per_image=False)
+    assert curated_rows(tmp_path / "all") == kept
+
+
+def test_exclusion_store_leaves_out_earlier_dumps(first_run, metadata, tmp_path):
+    store = tmp_path / "seen"
+    earlier = run(tmp_path / "dump1", metadata, inputs=FILES[:1], exclude_store=str(store))
+    later = run(tmp_path / "dump2", metadata, exclude_store=str(store))
+    first_uuids = {u for u, _, _ in curated_rows(tmp_path / "dump1")}
+    assert earlier["pairs_curated"] > 0 and later["excluded_seen_before"] > 0
+    assert not first_uuids & {u for u, _, _ in curated_rows(tmp_path / "dump2")}
+    again = run(tmp_path / "dump2", metadata, exclude_store=str(store))  # a rerun: same result
+    assert again["pairs_curated"] == later["pairs_curated"]
+
+
+def test_store_with_other_bucket_count_is_refused(metadata, tmp_path):
+    store = tmp_path / "seen"
+    run(tmp_path / "a", metadata, inputs=FILES[:1], exclude_store=str(store))
+    state = curate(inputs=FILES, metadata=str(metadata), output=str(tmp_path / "b"),
+                   n_buckets=5, exclude_store=str(store), return_state=True)
+    assert state.is_failed() and "n_buckets=4" in state.message
+
+
 def test_rerun_reuses_everything_and_keeps_the_same_pairs(first_run, metadata):
     output, summary = first_run
-    parts = sorted((output / "_work" / "matched").glob("*.parquet"))
+    parts = sorted((output / "_work" / "matched").glob("*/*.parquet"))
     before = {p: p.stat().st_mtime_ns for p in parts}
     rows = curated_rows(output)
     again = run(output, metadata)
@@ -122,9 +172,26 @@ def test_rerun_reuses_everything_and_keeps_the_same_pairs(first_run, metadata):
 def test_deleted_outputs_are_recomputed(first_run, metadata):
     output, _ = first_run
     rows = curated_rows(output)
-    victim = sorted((output / "_work" / "matched").glob("*.parquet"))[0]
-    victim.unlink()
     shutil.rmtree(output / "curated")
+    (output / "entry_counts.parquet").unlink()
+    run(output, metadata)
+    assert curated_rows(output) == rows
+
+
+@pytest.mark.parametrize("damage", ["delete", "corrupt"])
+def test_missing_or_corrupt_intermediate_is_recomputed(first_run, metadata, damage):
+    """A bucket that must be recomputed finds its input part gone or damaged: the batch that
+    wrote it is recomputed within the same run, and the result is unchanged."""
+    output, _ = first_run
+    rows = curated_rows(output)
+    victim = sorted((output / "_work" / "matched").glob("bucket=00001/*.parquet"))[0]
+    if damage == "delete":
+        victim.unlink()
+    else:
+        data = bytearray(victim.read_bytes())
+        data[len(data) // 2] ^= 0xFF
+        victim.write_bytes(bytes(data))
+    (output / "_work" / "dedup" / "00001.parquet").unlink()  # force the bucket to be redone
     run(output, metadata)
     assert victim.exists()
     assert curated_rows(output) == rows
@@ -132,9 +199,37 @@ def test_deleted_outputs_are_recomputed(first_run, metadata):
 
 def test_new_t_changes_only_balancing(first_run, metadata, tmp_path):
     output, summary = first_run
+    rows = curated_rows(output)
+    parts = sorted((output / "_work" / "dedup").glob("*.parquet"))
+    before = {p: p.stat().st_mtime_ns for p in parts}
     high = run(output, metadata, t=10**9)
-    assert high["pairs_curated"] == summary["pairs_matched"]  # nothing is capped
-    run(output, metadata)  # restore t for other tests
+    assert high["pairs_curated"] == summary["images_matched"]  # nothing is capped
+    assert {p: p.stat().st_mtime_ns for p in parts} == before  # no dedup or count again
+    run(output, metadata)  # back to t: its cached results point at overwritten parts
+    assert curated_rows(output) == rows
+
+
+def test_rebalance_flow_reads_matches_and_counts_only(first_run, metadata):
+    from flows.rebalance import rebalance
+
+    output, summary = first_run
+    rows = curated_rows(output)
+    state = rebalance(output=str(output), t=10**9, n_workers=1, dashboard_address=":0",
+                      return_state=True)
+    assert state.is_completed(), state.message
+    assert state.result()["pairs_curated"] == summary["images_matched"]
+    assert state.result()["rebalanced"]["from_t"] == T
+    back = rebalance(output=str(output), t=T, n_workers=1, dashboard_address=":0")
+    assert back["pairs_curated"] == summary["pairs_curated"]
+    assert curated_rows(output) == rows
+    assert (output / "datacard" / "datacard.json").exists()
+
+
+def test_rebalance_without_a_run_is_one_line(tmp_path):
+    from flows.rebalance import rebalance
+
+    state = rebalance(output=str(tmp_path), t=5, return_state=True)
+    assert state.is_failed() and "no finished curation" in state.message
 
 
 def test_missing_input_file_is_counted_and_the_run_goes_on(metadata, tmp_path):
