@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from metaclip.transient import is_transient
 
 RETRIES = 4
-RETRY_DELAYS = [2, 10, 30, 60]
+# Seconds before each retry; METACLIP_RETRY_DELAYS="0,0,0,0" makes tests fast.
+RETRY_DELAYS = [
+    float(x) for x in os.environ.get("METACLIP_RETRY_DELAYS", "2,10,30,60").split(",")
+]
 
 
 def retry_on_transient(task: Any, task_run: Any, state: Any) -> bool:

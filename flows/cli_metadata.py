@@ -1,0 +1,187 @@
+"""CLI commands `build-metadata` and `inspect-metadata` (added to the main app by register)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from metaclip.errors import UserError
+
+_URIS = "Path, glob, folder or URI (s3://, https://); repeat for more."
+
+
+def _print_summary(prov: dict[str, Any], output: str) -> None:
+    from metaclip.metadata.inspection import source_table
+
+    table = Table(title=f"{output}/metadata.json: {prov['total']:,} entries")
+    for column in ("source", "kept", "added", "first id"):
+        table.add_column(column, justify="left" if column == "source" else "right")
+    for row in source_table(prov):
+        table.add_row(
+            row["source"], f"{row['kept']:,}", f"{row['added']:,}", f"{row['first_id']:,}"
+        )
+    console = Console()
+    console.print(table)
+    console.print(f"sha256 {prov['sha256']}")
+
+
+def build_metadata_command(
+    output: Annotated[
+        str,
+        typer.Option(
+            "--output",
+            "-o",
+            help="Folder (or URI) for metadata.json, provenance.json and sources/.",
+        ),
+    ],
+    wordnet: Annotated[
+        str | None,
+        typer.Option(
+            help="WordNet: 'nltk' (NLTK's download), a WordNet 3.0 folder or an archive of one."
+        ),
+    ] = None,
+    wiki_text: Annotated[
+        list[str] | None,
+        typer.Option(help=f"Wikipedia text dump (plain text or WikiExtractor JSON lines). {_URIS}"),
+    ] = None,
+    text_format: Annotated[str, typer.Option(help="auto, text or jsonl.")] = "auto",
+    unigram_counts: Annotated[
+        list[str] | None,
+        typer.Option(
+            help=f"Precomputed unigram counts ('word<TAB|space|;>count' lines or Parquet). {_URIS}"
+        ),
+    ] = None,
+    bigram_counts: Annotated[
+        list[str] | None,
+        typer.Option(help=f"Precomputed bigram counts ('w1 w2 count' lines or Parquet). {_URIS}"),
+    ] = None,
+    count_layout: Annotated[
+        str, typer.Option(help="Where the count is on a count-file line: auto, last or first.")
+    ] = "auto",
+    pageviews: Annotated[
+        list[str] | None,
+        typer.Option(help=f"Wikimedia hourly pageview files (pageviews-*.gz). {_URIS}"),
+    ] = None,
+    pageview_domain: Annotated[
+        list[str] | None,
+        typer.Option(help="Pageview domain codes to read (default: en, as MetaCLIP)."),
+    ] = None,
+    extra: Annotated[
+        list[str] | None,
+        typer.Option(help="Extra entry list to add (JSON list or .txt, one per line); repeatable."),
+    ] = None,
+    base: Annotated[
+        str | None,
+        typer.Option(
+            help="Extend this metadata.json (e.g. MetaCLIP's published one): its entries keep "
+            "their ids."
+        ),
+    ] = None,
+    min_unigram_count: Annotated[int, typer.Option(help="Keep unigrams counted this often.")] = 100,
+    min_bigram_pmi: Annotated[
+        float, typer.Option(help="Keep bigrams with this PMI or more.")
+    ] = 30.0,
+    min_title_views: Annotated[int, typer.Option(help="Keep titles with this many views.")] = 70,
+    min_hourly_views: Annotated[
+        int,
+        typer.Option(help="Count an hourly pageview row only from this many views (MetaCLIP: 50)."),
+    ] = 50,
+    skip: Annotated[
+        list[str] | None,
+        typer.Option(help="Leave out a source: wordnet, unigram, bigram or title; repeatable."),
+    ] = None,
+    max_entries: Annotated[
+        int | None, typer.Option(help="Stop adding entries at this many (default: no limit).")
+    ] = None,
+    partitions: Annotated[int, typer.Option(help="Hash partitions for n-gram counts.")] = 32,
+    batch_mb: Annotated[int, typer.Option(help="Input megabytes per counting task.")] = 64,
+    max_items: Annotated[
+        int, typer.Option(help="Distinct n-grams a counting task holds before spilling to disk.")
+    ] = 1_000_000,
+    work_dir: Annotated[
+        str | None,
+        typer.Option(help="Intermediate counts (default: OUTPUT/work); reused by reruns."),
+    ] = None,
+    dask_address: Annotated[
+        str | None, typer.Option(help="Dask scheduler address (default: a local cluster).")
+    ] = None,
+    workers: Annotated[int | None, typer.Option(help="Local cluster worker processes.")] = None,
+    refresh: Annotated[bool, typer.Option(help="Ignore Prefect's cached task results.")] = False,
+) -> None:
+    """Build MetaCLIP's metadata entry list from WordNet, Wikipedia n-grams and titles."""
+    from flows.build_metadata import build_metadata
+    from flows.cli import fail, run_flow
+    from metaclip.metadata.plan import Thresholds, plan_build
+
+    options: dict[str, Any] = {
+        "wordnet": wordnet,
+        "wiki_text": wiki_text or [],
+        "unigram_counts": unigram_counts or [],
+        "bigram_counts": bigram_counts or [],
+        "pageviews": pageviews or [],
+        "extra": extra or [],
+        "base": base,
+        "skip": skip or [],
+        "pageview_domains": pageview_domain or ["en"],
+        "partitions": partitions,
+        "text_format": text_format,
+        "count_layout": count_layout,
+        "work_dir": work_dir,
+    }
+    thresholds = {
+        "min_unigram_count": min_unigram_count,
+        "min_bigram_pmi": min_bigram_pmi,
+        "min_title_views": min_title_views,
+        "min_hourly_views": min_hourly_views,
+    }
+    try:  # user mistakes: before Prefect and Dask start
+        plan_build(
+            output, thresholds=Thresholds(**thresholds), batch_bytes=batch_mb << 20, **options
+        )
+    except UserError as exc:
+        fail(str(exc))
+    prov = run_flow(
+        build_metadata,
+        output=output,
+        **options,
+        **thresholds,
+        batch_mb=batch_mb,
+        max_entries=max_entries,
+        max_items=max_items,
+        refresh=refresh,
+        dask_address=dask_address,
+        n_workers=workers,
+    )
+    _print_summary(prov, output)
+
+
+def inspect_metadata_command(
+    output: Annotated[str, typer.Argument(help="A folder written by build-metadata.")],
+    entry: Annotated[
+        list[str] | None,
+        typer.Option(help="Show this entry's id and the sources holding it; repeatable."),
+    ] = None,
+) -> None:
+    """Summarise a built metadata folder, or tell where given entries come from."""
+    from flows.cli import fail
+    from metaclip.metadata.inspection import lookup, read_provenance
+
+    try:
+        prov = read_provenance(output)
+        infos = lookup(output, entry) if entry else []
+    except UserError as exc:
+        fail(str(exc))
+    _print_summary(prov, output)
+    for info in infos:
+        where = "absent" if info.entry_id is None else f"id {info.entry_id} (from {info.block})"
+        found = ", ".join(f"{k} {v}" for k, v in info.sources.items()) or "in no source list"
+        typer.echo(f"{info.entry!r}: {where}; {found}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add the metadata commands to the `metaclip` CLI."""
+    app.command("build-metadata")(build_metadata_command)
+    app.command("inspect-metadata")(inspect_metadata_command)

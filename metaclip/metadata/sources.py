@@ -1,0 +1,69 @@
+"""Per-source entry lists: one Parquet file per source with the entries it keeps and their counts.
+
+Columns: entry (string), count (int64; synsets for WordNet, occurrences for unigrams and bigrams,
+summed page views for titles) and, for bigrams, pmi (float64). Rows are in rank order: score
+descending (pmi for bigrams, count otherwise), then entry by code point, which is also the order
+in which a source's new entries enter metadata.json.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+
+from metaclip import storage
+from metaclip.cachekeys import file_identity
+from metaclip.metadata.streams import InputDigest
+
+SOURCE_NAMES = ("wordnet", "unigram", "bigram", "title")
+
+
+@dataclass(frozen=True)
+class SourceList:
+    """A finished source: its entry list file and what went into it (for provenance)."""
+
+    name: str
+    uri: str
+    entries: int
+    params: dict[str, Any]
+    inputs: list[InputDigest]
+    stats: dict[str, Any] = field(default_factory=dict)
+    identity: str = ""  # the list file's identity when written (cachekeys.file_identity)
+
+    def intact(self, storage_options: dict[str, Any] | None = None) -> bool:
+        """Whether the list file is still the one written: a run with other thresholds may
+        have overwritten it since this result was cached."""
+        try:
+            current = file_identity(self.uri, **(storage_options or {}))
+        except FileNotFoundError:
+            return False
+        return not self.identity or current == self.identity
+
+
+def rank(table: pa.Table) -> pa.Table:
+    """Rows in rank order (module docstring)."""
+    keys = [("pmi", "descending")] if "pmi" in table.column_names else []
+    keys += [("count", "descending"), ("entry", "ascending")]
+    return table.sort_by(keys)
+
+
+def write_source_list(
+    name: str,
+    uri: str,
+    table: pa.Table,
+    params: dict[str, Any],
+    inputs: list[InputDigest],
+    stats: dict[str, Any],
+    opts: dict[str, Any] | None = None,
+) -> SourceList:
+    """Write a source's entries (entry, count[, pmi]) in rank order; describe the result."""
+    storage.write_parquet_atomic(uri, rank(table), **(opts or {}))
+    identity = file_identity(uri, **(opts or {}))
+    return SourceList(name, uri, table.num_rows, params, inputs, stats, identity)
+
+
+def read_entries(uri: str, opts: dict[str, Any] | None = None) -> list[str]:
+    """A source list's entries in rank order."""
+    return storage.read_parquet(uri, columns=["entry"], **(opts or {})).column(0).to_pylist()
