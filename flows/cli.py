@@ -70,19 +70,29 @@ def print_summary(result: dict[str, Any]) -> None:
 
 @app.command()
 def curate(
-    inputs: Annotated[
-        list[str], typer.Argument(help="WAT files, globs, directories or s3:// URIs.")
-    ],
     metadata: Annotated[str, typer.Option(help="Metadata entry list (JSON list or .txt).")],
     output: Annotated[str, typer.Option(help="Output directory or s3:// prefix.")],
+    inputs: Annotated[
+        list[str] | None, typer.Argument(help="WAT files, globs, directories or s3:// URIs.")
+    ] = None,
     t: Annotated[
         float, typer.Option(help="Balancing threshold (MetaCLIP-400M: 20000).")
     ] = DEFAULT_T,
     seed: Annotated[int, typer.Option(help="Seed of the deterministic sampling.")] = 0,
     batch_size: Annotated[int, typer.Option(help="Input files per task.")] = 16,
     buckets: Annotated[
-        int, typer.Option(help="uuid buckets for global dedup (about 2M matched pairs each).")
-    ] = 256,
+        int | None,
+        typer.Option(help="uuid buckets for global dedup (default: ~20 input files a bucket)."),
+    ] = None,
+    crawl: Annotated[
+        str | None, typer.Option(help="A whole crawl, e.g. CC-MAIN-2024-22 (its wat.paths.gz).")
+    ] = None,
+    crawl_data_root: Annotated[
+        str, typer.Option(help="Where crawl-data/ lives (public bucket: anonymous access).")
+    ] = "s3://commoncrawl",
+    max_files: Annotated[
+        int | None, typer.Option(help="With --crawl: only the first N WAT files.")
+    ] = None,
     one_text_per_image: Annotated[
         bool,
         typer.Option(help="Sample one text per image (MetaCLIP 2), or every (image, text)."),
@@ -100,13 +110,22 @@ def curate(
     from flows.curate import curate as curate_flow
     from metaclip.curation import preflight
 
-    try:
-        preflight(inputs, metadata, input_format)  # user mistakes: before Prefect starts
-    except UserError as exc:
-        fail(str(exc))
+    if not inputs and not crawl:
+        fail("give input files or --crawl")
+    public = crawl and crawl_data_root.startswith("s3://commoncrawl")
+    storage_options = {"anon": True} if public else {}  # the public bucket needs no keys
+    if not crawl:
+        try:
+            preflight(inputs or [], metadata, input_format)  # user mistakes: before Prefect starts
+        except UserError as exc:
+            fail(str(exc))
     result = run_flow(
         curate_flow,
-        inputs=inputs,
+        inputs=inputs or [],
+        crawl=crawl,
+        crawl_data_root=crawl_data_root,
+        max_files=max_files,
+        storage_options=storage_options,
         metadata=metadata,
         output=output,
         t=t,

@@ -15,12 +15,13 @@ from prefect.states import Failed
 
 from flows.runners import dask_task_runner
 from flows.verified import gather_verified
-from metaclip import curation, summary
+from metaclip import crawls, curation, summary
 from metaclip.balance import DEFAULT_T
 from metaclip.buckets import CorruptIntermediateError
 from metaclip.counts import read_entry_counts
 from metaclip.errors import UserError
 from metaclip.paths import OutputLayout
+from tasks.artifacts import publish_summary
 from tasks.curate import (
     dedup_and_count,
     extract_and_match,
@@ -40,27 +41,38 @@ def curate(
     t: float = DEFAULT_T,
     seed: int = 0,
     batch_size: int = 16,
-    n_buckets: int = curation.DEFAULT_BUCKETS,
+    n_buckets: int | None = None,
     one_text_per_image: bool = True,
     exclude_store: str | None = None,
     store_tag: str | None = None,
     input_format: str = "wat",
+    crawl: str | None = None,
+    crawl_data_root: str = crawls.DATA_ROOT,
+    max_files: int | None = None,
     dask_address: str | None = None,
     n_workers: int | None = None,
     reduce_fanout: int = 16,
     storage_options: dict[str, Any] | None = None,
     dashboard_address: str = ":8787",
 ) -> dict[str, Any]:
-    """Curate image-text pairs from WAT files (local paths, globs, directories or s3:// URIs).
+    """Curate image-text pairs from WAT files (local paths, globs, directories or s3:// URIs),
+    or from a whole crawl: `crawl` (e.g. CC-MAIN-2024-22) expands to its wat.paths.gz under
+    `crawl_data_root` (the public bucket: pass storage_options={"anon": True}).
 
-    n_buckets: uuid buckets for global dedup; size it so one bucket (matched pairs / n_buckets)
-    fits a worker comfortably (about 2 million pairs is 0.5 GB). exclude_store: a location of
-    uuids curated by earlier runs (earlier dumps), to leave out here and to add this run's to.
+    n_buckets: uuid buckets for global dedup (default: from the number of files, about 20 WAT
+    files a bucket; an exclusion store's own count when it has one); it sizes the bucket tasks
+    and never changes the output. exclude_store: uuids curated by earlier runs (earlier dumps),
+    left out here; this run's are added.
     """
     opts = storage_options or {}
     logger = get_run_logger()
     try:
+        if crawl:
+            inputs = [*inputs, *crawls.wat_inputs(crawl_data_root, crawl, max_files, **opts)]
         meta, files = curation.preflight(inputs, metadata, input_format, **opts)
+        if n_buckets is None:
+            from_store = exclude_store and curation.store_buckets(exclude_store, **opts)
+            n_buckets = from_store or curation.auto_buckets(len(files))
         if exclude_store:
             curation.check_store(exclude_store, n_buckets, **opts)
     except UserError as exc:  # before any work: one line, no traceback
@@ -141,6 +153,7 @@ def curate_batches(
         stage_seconds=seconds,
     )
     curation.write_json(layout.summary, result, **opts)
+    publish_summary(result)
     publish_datacard(p["output"], p["t"], storage_options=opts)
     return result
 

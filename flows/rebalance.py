@@ -15,6 +15,7 @@ from metaclip import curation, storage
 from metaclip.counts import read_entry_counts
 from metaclip.errors import UserError
 from metaclip.paths import OutputLayout
+from tasks.artifacts import publish_summary
 from tasks.datacard import publish_datacard
 
 
@@ -63,5 +64,6 @@ def rebalance_buckets(
     )
     curation.write_json(layout.run_record, params, **storage_options)
     curation.write_json(layout.summary, result, **storage_options)
+    publish_summary(result)
     publish_datacard(params["output"], params["t"], storage_options=storage_options)
     return result

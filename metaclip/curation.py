@@ -36,7 +36,26 @@ from metaclip.wat import extract_wat_file
 Extractor = Callable[..., tuple[pa.Table, ExtractStats]]
 EXTRACTORS: dict[str, Extractor] = {"wat": extract_wat_file}
 INPUT_SUFFIXES: dict[str, tuple[str, ...]] = {"wat": (".wat.gz", ".wat")}
-DEFAULT_BUCKETS = 256
+MAX_AUTO_BUCKETS = 4096
+FILES_PER_BUCKET = 20  # a CommonCrawl WAT gives roughly 100k matched pairs: ~2M per bucket
+
+
+def auto_buckets(n_files: int) -> int:
+    """A bucket count for a pool of n_files WAT files: a power of two, 4 to 4096.
+
+    The output never depends on it (dedup is exact and every draw is per row); it only sizes
+    the bucket tasks. An exclusion store fixes it for all the runs that share the store.
+    """
+    wanted = max(1, -(-n_files // FILES_PER_BUCKET))
+    return int(min(MAX_AUTO_BUCKETS, max(4, 2 ** (wanted - 1).bit_length())))
+
+
+def store_buckets(store: str, **storage_options: Any) -> int | None:
+    """The bucket count an existing exclusion store was made with, if any."""
+    meta_uri = StoreLayout(store).meta
+    if not storage.exists(meta_uri, **storage_options):
+        return None
+    return int(read_json(meta_uri, **storage_options)["n_buckets"])
 
 
 def preflight(
@@ -418,15 +437,13 @@ def default_store_tag(output: str) -> str:
 
 def check_store(store: str, n_buckets: int, **storage_options: Any) -> None:
     """An exclusion store is bucketed once; every run that uses it must agree."""
-    meta_uri = StoreLayout(store).meta
-    if storage.exists(meta_uri, **storage_options):
-        existing = read_json(meta_uri, **storage_options).get("n_buckets")
-        if existing != n_buckets:
-            raise UserError(
-                f"exclusion store {store} has {existing} buckets; run with n_buckets={existing}"
-            )
-    else:
-        write_json(meta_uri, {"n_buckets": n_buckets}, **storage_options)
+    existing = store_buckets(store, **storage_options)
+    if existing is None:
+        write_json(StoreLayout(store).meta, {"n_buckets": n_buckets}, **storage_options)
+    elif existing != n_buckets:
+        raise UserError(
+            f"exclusion store {store} has {existing} buckets; run with n_buckets={existing}"
+        )
 
 
 def iter_candidate_units(

@@ -11,4 +11,7 @@ fi
 # shellcheck disable=SC1091
 . .venv/bin/activate
 python -m pip install -q --disable-pip-version-check -r requirements.lock
+if [ "${METACLIP_WITH_MODE:-0}" = "1" ]; then  # the optional MoDE group (torch, faiss, ...)
+  python -m pip install -q --disable-pip-version-check -r requirements-mode.lock
+fi
 python -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .

@@ -32,7 +32,7 @@ def prefect_server():
 def real_captions() -> list[str]:
     """Real COCO and CC3M captions shipped in tests/data/captions (see its PROVENANCE.txt)."""
     lines: list[str] = []
-    for path in sorted((DATA / "captions").glob("*.txt")):
+    for path in sorted((DATA / "captions").glob("*_5000.txt")):
         lines.extend(line for line in path.read_text(encoding="utf-8").splitlines() if line)
     assert len(lines) >= 5000, "tests/data/captions should hold thousands of captions"
     return lines

@@ -259,3 +259,24 @@ def test_malformed_metadata_is_named(tmp_path):
 
 def test_unknown_counts_give_probability_one():
     assert np.isclose(naive_keep_probability([0], [0], T), 1.0)
+
+
+def test_crawl_id_expands_to_its_wat_files(first_run, metadata, tmp_path):
+    """A crawl id reads crawl-data/<crawl>/wat.paths.gz (paths relative to the data root)."""
+    import gzip as gz
+
+    output, _ = first_run
+    crawl = "CC-MAIN-2099-01"
+    relative = []
+    for path in FILES:
+        rel = f"crawl-data/{crawl}/segments/1/wat/{Path(path).name}"
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, tmp_path / rel)
+        relative.append(rel)
+    (tmp_path / "crawl-data" / crawl / "wat.paths.gz").write_bytes(
+        gz.compress(("\n".join(relative) + "\n").encode())
+    )
+    result = run(tmp_path / "out", metadata, inputs=[], crawl=crawl,
+                 crawl_data_root=str(tmp_path))
+    assert result["files"] == len(FILES)
+    assert curated_rows(tmp_path / "out") == curated_rows(output)

