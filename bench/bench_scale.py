@@ -80,6 +80,7 @@ class MemorySampler:
     def __enter__(self) -> MemorySampler:
         self.peak, self.done = 0, False
         self.proc = psutil.Process()
+        self.baseline = self.proc.memory_info().rss
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
         self.start = time.perf_counter()
@@ -95,6 +96,7 @@ class MemorySampler:
         self.done = True
         self.thread.join()
         self.peak_mb = self.peak / 2**20
+        self.growth_mb = (self.peak - self.baseline) / 2**20  # what the stage itself added
 
 
 def generate(rows: int, out: Path, batches: int, n_buckets: int) -> dict:
@@ -117,7 +119,7 @@ def generate(rows: int, out: Path, batches: int, n_buckets: int) -> dict:
             results.append(layout.manifest(f"b{b:05d}"))
     (out / "metadata.json").write_text(json.dumps([f"e{i}" for i in range(N_ENTRIES)]))
     return {"stage": "bucket_write", "seconds": mem.seconds, "peak_rss_mb": mem.peak_mb,
-            "manifests": results}
+            "stage_growth_mb": mem.growth_mb, "manifests": results}
 
 
 def run_stages(out: Path, n_buckets: int, manifests: list[str]) -> list[dict]:
@@ -127,7 +129,7 @@ def run_stages(out: Path, n_buckets: int, manifests: list[str]) -> list[dict]:
         index = curation.build_bucket_index(manifests, layout.bucket_index("x" * 16))["uri"]
         buckets = [curation.process_bucket(b, index, str(out)) for b in range(n_buckets)]
     stages.append({"stage": "index_dedup_count", "seconds": mem.seconds,
-                   "peak_rss_mb": mem.peak_mb,
+                   "peak_rss_mb": mem.peak_mb, "stage_growth_mb": mem.growth_mb,
                    "pairs_in": sum(b["pairs_in"] for b in buckets),
                    "pairs_unique": sum(b["pairs_unique"] for b in buckets),
                    "images": sum(b["images"] for b in buckets)})
@@ -138,11 +140,13 @@ def run_stages(out: Path, n_buckets: int, manifests: list[str]) -> list[dict]:
             total = [curation.reduce_counts(g, o)["uri"] for g, o in level][-1]
         counts = curation.write_entry_counts(total, str(out / "metadata.json"),
                                              layout.entry_counts)["uri"]
-    stages.append({"stage": "reduce_counts", "seconds": mem.seconds, "peak_rss_mb": mem.peak_mb})
+    stages.append({"stage": "reduce_counts", "seconds": mem.seconds, "peak_rss_mb": mem.peak_mb,
+                   "stage_growth_mb": mem.growth_mb})
     with MemorySampler() as mem:
         sampled = [curation.sample_bucket(b, str(out), counts, 20_000 / 400, 0)
                    for b in range(n_buckets)]
     stages.append({"stage": "sample", "seconds": mem.seconds, "peak_rss_mb": mem.peak_mb,
+                   "stage_growth_mb": mem.growth_mb,
                    "kept": sum(s["rows_kept"] for s in sampled)})
     return stages
 

@@ -100,7 +100,13 @@ def curate(
     exclude_store: Annotated[
         str | None, typer.Option(help="Uuids of earlier dumps: left out here, this run's added.")
     ] = None,
-    input_format: Annotated[str, typer.Option("--format", help="Input format.")] = "wat",
+    input_format: Annotated[
+        str, typer.Option("--format", help="wat, warc, or auto (by file name).")
+    ] = "auto",
+    languages: Annotated[
+        str,
+        typer.Option(help="Comma-separated languages to keep (fastText lid.176); 'all' keeps all."),
+    ] = "en",
     dask_address: Annotated[
         str | None, typer.Option(help="Existing Dask scheduler (default: a local cluster).")
     ] = None,
@@ -135,6 +141,7 @@ def curate(
         one_text_per_image=one_text_per_image,
         exclude_store=exclude_store,
         input_format=input_format,
+        languages=None if languages == "all" else [x.strip() for x in languages.split(",")],
         dask_address=dask_address,
         n_workers=workers,
     )

@@ -20,6 +20,7 @@ from metaclip.balance import DEFAULT_T
 from metaclip.buckets import CorruptIntermediateError
 from metaclip.counts import read_entry_counts
 from metaclip.errors import UserError
+from metaclip.lid import DEFAULT_LANGUAGES
 from metaclip.paths import OutputLayout
 from tasks.artifacts import publish_summary
 from tasks.curate import (
@@ -45,7 +46,8 @@ def curate(
     one_text_per_image: bool = True,
     exclude_store: str | None = None,
     store_tag: str | None = None,
-    input_format: str = "wat",
+    input_format: str = "auto",
+    languages: list[str] | None = DEFAULT_LANGUAGES,
     crawl: str | None = None,
     crawl_data_root: str = crawls.DATA_ROOT,
     max_files: int | None = None,
@@ -55,14 +57,16 @@ def curate(
     storage_options: dict[str, Any] | None = None,
     dashboard_address: str = ":8787",
 ) -> dict[str, Any]:
-    """Curate image-text pairs from WAT files (local paths, globs, directories or s3:// URIs),
+    """Curate image-text pairs from WAT or WARC files (by name, or input_format "wat"/"warc";
+    local paths, globs, directories or s3:// URIs),
     or from a whole crawl: `crawl` (e.g. CC-MAIN-2024-22) expands to its wat.paths.gz under
     `crawl_data_root` (the public bucket: pass storage_options={"anon": True}).
 
     n_buckets: uuid buckets for global dedup (default: from the number of files, about 20 WAT
     files a bucket; an exclusion store's own count when it has one); it sizes the bucket tasks
     and never changes the output. exclude_store: uuids curated by earlier runs (earlier dumps),
-    left out here; this run's are added.
+    left out here; this run's are added. languages: keep texts fastText identifies as one of
+    these (the MetaCLIP recipe: English); None or [] keeps every language.
     """
     opts = storage_options or {}
     logger = get_run_logger()
@@ -97,6 +101,7 @@ def curate(
             "exclude_store": exclude_store,
             "store_tag": store_tag or curation.default_store_tag(output),
             "input_format": input_format,
+            "languages": list(languages) if languages else None,
             "reduce_fanout": reduce_fanout,
         },
         storage_options=opts,
@@ -114,7 +119,7 @@ def curate_batches(
     started = time.perf_counter()
     batch_calls = [
         ((batch, batch_id, p["output"], p["metadata_uri"], p["metadata_sha256"],
-          p["n_buckets"], p["input_format"], opts), {})
+          p["n_buckets"], p["input_format"], p["languages"], opts), {})
         for batch_id, batch in curation.make_batches(files, p["batch_size"])
     ]
     batches = gather_verified(extract_and_match, batch_calls, opts)

@@ -15,6 +15,7 @@ No Prefect here: the monthly flow (flows/monthly.py) calls these functions.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import gzip
 import json
 import os
@@ -22,7 +23,7 @@ import re
 import socket
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -214,29 +215,39 @@ def try_acquire(
 
 def release(uri: str, owner: str, **storage_options: Any) -> bool:
     """Remove the lock if `owner` holds it (never someone else's)."""
-    held = read_lock(uri, **storage_options)
-    if held is None or held.owner != owner:
-        return False
-    _remove(uri, **storage_options)
-    return True
+    with _guard(uri, **storage_options):
+        held = read_lock(uri, **storage_options)
+        if held is None or held.owner != owner:
+            return False
+        _remove(uri, **storage_options)
+        return True
 
 
 def _remove_if_unchanged(uri: str, stale: Lock, **storage_options: Any) -> None:
-    """Remove a stale lock, but not a fresh one another taker wrote since it was read."""
-    if not storage.is_local(uri):  # S3: a narrow race is left; the deployment limit covers it
+    """Remove a stale lock, but not a fresh one another taker wrote since it was read.
+
+    Locally, removals (takeovers and releases) are serialised by an flock on a guard file, so
+    the lock read under the guard is the one removed; creation needs no guard, as it is
+    exclusive. On S3 a narrow race is left; the deployment's concurrency limit covers it.
+    """
+    with _guard(uri, **storage_options):
         if read_lock(uri, **storage_options) == stale:
             _remove(uri, **storage_options)
+
+
+@contextlib.contextmanager
+def _guard(uri: str, **storage_options: Any) -> Iterator[None]:
+    if not storage.is_local(uri):
+        yield
         return
     _, path = storage.filesystem(uri, **storage_options)
-    tomb = f"{path}.stale-{uuid.uuid4().hex}"
-    try:
-        os.rename(path, tomb)  # atomic: whatever lock is there now is ours to inspect
-    except FileNotFoundError:
-        return
-    if read_lock(tomb) != stale:  # we moved someone's fresh lock: put it back
-        with contextlib.suppress(FileExistsError):
-            os.link(tomb, path)
-    os.unlink(tomb)
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    with open(f"{path}.guard", "a+b") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def _remove(uri: str, **storage_options: Any) -> None:

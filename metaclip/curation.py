@@ -26,16 +26,29 @@ from metaclip import balance, buckets, storage
 from metaclip.cachekeys import file_identity
 from metaclip.counts import SparseCounts, entry_counts_table, read_entry_counts
 from metaclip.errors import UserError
+from metaclip.lid import LanguageIdentifier, keep_languages
 from metaclip.matching import Matcher, get_matcher
 from metaclip.metadata import Metadata, load_metadata
 from metaclip.pairs import ExtractStats, concat_pairs
 from metaclip.paths import OutputLayout, StoreLayout
-from metaclip.schemas import ENTRY_IDS, MATCHED, curated_from_matched
+from metaclip.schemas import ENTRY_IDS, LANGUAGE, MATCHED, curated_from_matched
+from metaclip.warc import extract_warc_file
 from metaclip.wat import extract_wat_file
 
 Extractor = Callable[..., tuple[pa.Table, ExtractStats]]
-EXTRACTORS: dict[str, Extractor] = {"wat": extract_wat_file}
-INPUT_SUFFIXES: dict[str, tuple[str, ...]] = {"wat": (".wat.gz", ".wat")}
+EXTRACTORS: dict[str, Extractor] = {"wat": extract_wat_file, "warc": extract_warc_file}
+INPUT_SUFFIXES: dict[str, tuple[str, ...]] = {
+    "wat": (".wat.gz", ".wat"),
+    "warc": (".warc.gz", ".warc"),
+    "auto": (".wat.gz", ".wat", ".warc.gz", ".warc"),
+}
+
+
+def format_of(uri: str, fmt: str) -> str:
+    """The input format of a file: as given, or by its name with fmt="auto"."""
+    if fmt != "auto":
+        return fmt
+    return "wat" if uri.endswith((".wat.gz", ".wat")) else "warc"
 MAX_AUTO_BUCKETS = 4096
 FILES_PER_BUCKET = 20  # a CommonCrawl WAT gives roughly 100k matched pairs: ~2M per bucket
 
@@ -62,8 +75,8 @@ def preflight(
     inputs: Sequence[str], metadata_uri: str, fmt: str = "wat", **storage_options: Any
 ) -> tuple[Metadata, list[str]]:
     """Check a run's inputs before any work: (metadata, input files) or a UserError."""
-    if fmt not in EXTRACTORS:
-        raise UserError(f"unknown input format {fmt!r} (known: {', '.join(EXTRACTORS)})")
+    if fmt not in INPUT_SUFFIXES:
+        raise UserError(f"unknown input format {fmt!r} (known: {', '.join(INPUT_SUFFIXES)})")
     metadata = load_metadata(metadata_uri, **storage_options)
     files = storage.expand_inputs(
         inputs, INPUT_SUFFIXES[fmt], missing_ok=True, **storage_options
@@ -135,13 +148,12 @@ def matcher_for(metadata_uri: str, metadata_sha256: str, **storage_options: Any)
 
 
 def extract_files(
-    files: Sequence[str], fmt: str = "wat", **storage_options: Any
+    files: Sequence[str], fmt: str = "auto", **storage_options: Any
 ) -> tuple[pa.Table, ExtractStats]:
-    extractor = EXTRACTORS[fmt]
     stats = ExtractStats()
     tables = []
     for uri in files:
-        table, file_stats = extractor(uri, **storage_options)
+        table, file_stats = EXTRACTORS[format_of(uri, fmt)](uri, **storage_options)
         tables.append(table)
         stats.merge(file_stats)
     return concat_pairs(tables), stats
@@ -162,10 +174,13 @@ def process_batch(
     metadata_uri: str,
     metadata_sha256: str,
     n_buckets: int,
-    fmt: str = "wat",
+    fmt: str = "auto",
+    languages: Sequence[str] | None = None,
     storage_options: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Extract and match a batch of files; write its matched pairs split by uuid bucket.
+
+    `languages`: keep only texts that fastText identifies as one of these (None: keep all).
 
     The manifest is written last: a batch without one is unfinished and read by no one.
     """
@@ -173,6 +188,12 @@ def process_batch(
     layout = OutputLayout(output)
     started = time.perf_counter()
     pairs, stats = extract_files(files, fmt, **opts)
+    if languages:
+        pairs, other_language = keep_languages(pairs, list(languages), LanguageIdentifier())
+        stats.skip("other_language", other_language)
+    else:
+        pairs = pairs.append_column(LANGUAGE[0], pa.nulls(pairs.num_rows, pa.string()))
+        pairs = pairs.append_column(LANGUAGE[1], pa.nulls(pairs.num_rows, pa.float32()))
     extracted = time.perf_counter()
     matched, unmatched = match_pairs(pairs, matcher_for(metadata_uri, metadata_sha256, **opts))
     matched_at = time.perf_counter()

@@ -6,8 +6,9 @@ within-file dedup of (uuid, text) are the same whatever the input format.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,6 +16,18 @@ import pyarrow as pa
 
 from metaclip.schemas import PAIRS, TEXT_KEYS
 from metaclip.urls import clean_text, image_uuid, page_base, resolve_image_url
+
+# Fast paths that give exactly what resolve_image_url gives (urljoin + urlsplit), for the src
+# shapes that are most of the web's: urljoin returns such a URL as written (or under the base's
+# origin / scheme), so the slow general parse is skipped. Anything unusual (userinfo, IPv6,
+# ';' params, empty '?' or '#', dot or empty path segments, controls) takes the general path.
+_HOST = r"[A-Za-z0-9.-]+(?::[0-9]{1,5})?"
+_TAIL = r"(?:[/?#][^\x00-\x20\x7f\\;]*)?"
+_ABSOLUTE = re.compile(rf"https?://{_HOST}{_TAIL}")
+_PROTOCOL_RELATIVE = re.compile(rf"//{_HOST}{_TAIL}")
+_ROOT_RELATIVE = re.compile(r"/(?![/.])[^\x00-\x20\x7f\\;]*")
+_ORIGIN = re.compile(rf"(https?:)//{_HOST}(?=[/?#]|$)")  # a base that urlsplit takes as is
+_NOT_HTTP = ("data:", "javascript:")
 
 
 @dataclass
@@ -68,7 +81,14 @@ class PairBuffer:
         self.source = source
         self.stats = stats
         self._seen: set[tuple[str, str]] = set()
-        self._cols: dict[str, list[Any]] = {name: [] for name in PAIRS.names}
+        self._base_key: tuple[str, str | None] | None = None
+        self._base_url = ""
+        self._origin: re.Match[str] | None = None
+        # Images recur within a file (site-wide logos, re-crawled pages): remember the
+        # base-independent resolutions and the uuids.
+        self._absolute: dict[str, str] = {}
+        self._uuids: dict[str, str] = {}
+        self._rows: list[tuple[str, str, str, str, str, int]] = []
 
     def add_image(
         self,
@@ -79,51 +99,82 @@ class PairBuffer:
         record_offset: int,
     ) -> None:
         """Add one <img>: one row per non-empty text among alt, title, data-image-title."""
-        self.stats.images += 1
-        if not isinstance(src, str):
-            self.stats.skip("img_without_src")
-            return
-        url = resolve_image_url(page_base(page_url, base_href), src)
-        if url is None:
-            self.stats.skip("img_url_not_http")
-            return
-        texts = self._texts(attrs)
-        if not texts:
-            self.stats.skip("img_without_text")
-            return
-        uuid = image_uuid(url)
-        for key, text in texts:
-            if (uuid, text) in self._seen:
-                self.stats.skip("duplicate_pair_in_file")
-                continue
-            self._seen.add((uuid, text))
-            self._append(uuid, url, text, key, page_url, record_offset)
+        self.add_images(page_url, base_href, [(src, attrs)], record_offset)
 
-    def _texts(self, attrs: Mapping[str, Any]) -> list[tuple[str, str]]:
-        out = []
-        for key in TEXT_KEYS:
-            value = attrs.get(key)
-            if isinstance(value, str):
-                text = clean_text(value)
-                if text:
-                    out.append((key, text))
-        return out
-
-    def _append(
-        self, uuid: str, url: str, text: str, key: str, page_url: str, offset: int
+    def add_images(
+        self,
+        page_url: str,
+        base_href: str | None,
+        images: Sequence[tuple[Any, Mapping[str, Any]]],
+        record_offset: int,
     ) -> None:
-        cols = self._cols
-        cols["uuid"].append(uuid)
-        cols["url"].append(url)
-        cols["text"].append(text)
-        cols["text_key"].append(key)
-        cols["page_url"].append(page_url)
-        cols["source"].append(self.source)
-        cols["record_offset"].append(offset)
-        self.stats.pairs += 1
+        """Add a page's <img>s, each as (src, attributes): add_image for each, in one loop
+        (this is the extraction's hot loop, hence the local names)."""
+        if (page_url, base_href) != self._base_key:
+            self._set_base(page_url, base_href)
+        stats = self.stats
+        stats.images += len(images)
+        skipped, seen, rows, uuids = stats.skipped, self._seen, self._rows, self._uuids
+        absolute = self._absolute if self._origin is not None else {}
+        resolve = self._resolve
+        pairs = 0
+        for src, attrs in images:
+            if not isinstance(src, str):
+                skipped["img_without_src"] += 1
+                continue
+            url = absolute.get(src) or resolve(src)
+            if url is None:
+                skipped["img_url_not_http"] += 1
+                continue
+            texts = [
+                (key, text)
+                for key in TEXT_KEYS
+                if isinstance(value := attrs.get(key), str) and (text := clean_text(value))
+            ]
+            if not texts:
+                skipped["img_without_text"] += 1
+                continue
+            uuid = uuids.get(url)
+            if uuid is None:
+                uuid = uuids[url] = image_uuid(url)
+            for key, text in texts:
+                pair = (uuid, text)
+                if pair in seen:
+                    skipped["duplicate_pair_in_file"] += 1
+                    continue
+                seen.add(pair)
+                rows.append((uuid, url, text, key, page_url, record_offset))
+                pairs += 1
+        stats.pairs += pairs
+
+    def _set_base(self, page_url: str, base_href: str | None) -> None:
+        """A page's images share one base: resolve it (and its origin) once per page."""
+        self._base_key = (page_url, base_href)
+        self._base_url = page_base(page_url, base_href)
+        self._origin = _ORIGIN.match(self._base_url)
+
+    def _resolve(self, src: str) -> str | None:
+        """resolve_image_url(base, src) for the current page's base, fast for common shapes."""
+        origin = self._origin
+        s = src.strip()
+        if s[:11].lower().startswith(_NOT_HTTP):
+            return None
+        if origin is not None and s and s[-1] not in "?#" and "?#" not in s:
+            if _ABSOLUTE.fullmatch(s):
+                self._absolute[src] = s  # the same whatever the (well-formed) base
+                return s
+            if _PROTOCOL_RELATIVE.fullmatch(s):
+                return origin.group(1) + s
+            if _ROOT_RELATIVE.fullmatch(s) and "//" not in s and "/." not in s:
+                return origin.group(0) + s
+        return resolve_image_url(self._base_url, src)
 
     def to_table(self) -> pa.Table:
-        return pa.table(self._cols, schema=PAIRS)
+        columns = list(zip(*self._rows, strict=True)) or [[] for _ in range(6)]
+        names = ["uuid", "url", "text", "text_key", "page_url", "record_offset"]
+        data = dict(zip(names, columns, strict=True))
+        data["source"] = [self.source] * len(self._rows)
+        return pa.table({name: data[name] for name in PAIRS.names}, schema=PAIRS)
 
 
 def concat_pairs(tables: Iterable[pa.Table]) -> pa.Table:

@@ -22,8 +22,11 @@ PAIRS = pa.schema(
 
 ENTRY_IDS = pa.field("entry_ids", pa.list_(pa.int32()), nullable=False)
 
-# A pair with at least one metadata match: its sorted, distinct entry ids.
-MATCHED = PAIRS.append(ENTRY_IDS)
+# Language of the text (fastText lid.176); null where identification was not asked for.
+LANGUAGE = (pa.field("lang", pa.string()), pa.field("lang_score", pa.float32()))
+
+# A pair with at least one metadata match: its language and sorted, distinct entry ids.
+MATCHED = pa.schema([*PAIRS, *LANGUAGE, ENTRY_IDS])
 
 # Curated output: img2dataset reads `url` and `caption` as they are.
 CURATED = pa.schema(

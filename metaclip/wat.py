@@ -16,8 +16,10 @@ from fastwarc.warc import ArchiveIterator, WarcRecordType
 
 from metaclip import storage
 from metaclip.pairs import ExtractStats, PairBuffer
+from metaclip.transient import is_transient
 
 IMG_PATH_PREFIX = "IMG@/src"
+HTML_MARKER = b'"HTML-Metadata"'  # the key add_wat_record needs, as ia-web-commons writes it
 
 
 def iter_wat_json(
@@ -38,7 +40,9 @@ def iter_wat_json(
                 stats.skip("truncated_record")  # the gzip stream ended inside this record
                 return
             yield record.stream_pos, record.headers.get("WARC-Target-URI"), body
-    except OSError:
+    except OSError as exc:
+        if is_transient(exc):
+            raise  # a connection reset or timeout mid-file: the task retries the batch
         stats.skip("unreadable_rest_of_file")  # corrupt gzip or WARC framing
 
 
@@ -87,12 +91,20 @@ def add_wat_record(
         return
     base = _path(html, "Head", "Base")
     base_href = base if isinstance(base, str) else None
+    buffer.add_images(page_url, base_href, _image_links(links), offset)
+
+
+def _image_links(links: list[Any]) -> list[tuple[Any, dict[str, Any]]]:
+    """(url, link) of the IMG@/src links. Most links are not images and this loop is hot, so
+    malformed links (not an object, no string path) are told apart by the exception."""
+    out = []
     for link in links:
-        if not isinstance(link, dict):
+        try:
+            if link["path"].startswith(IMG_PATH_PREFIX):
+                out.append((link.get("url"), link))
+        except (KeyError, TypeError, AttributeError):
             continue
-        path = link.get("path")
-        if isinstance(path, str) and path.startswith(IMG_PATH_PREFIX):
-            buffer.add_image(page_url, base_href, link.get("url"), link, offset)
+    return out
 
 
 def extract_wat_stream(
@@ -100,6 +112,8 @@ def extract_wat_stream(
 ) -> PairBuffer:
     buffer = PairBuffer(source, stats)
     for offset, target_uri, body in iter_wat_json(stream, stats, quirks_mode):
+        if HTML_MARKER not in body:  # request/metadata records: no page, so no need to parse
+            continue
         doc = parse_json(body, stats)
         if doc is not None:
             add_wat_record(doc, target_uri, offset, buffer, stats)

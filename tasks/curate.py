@@ -15,7 +15,7 @@ from tasks.retry import IO_TASK_OPTIONS
     name="extract-and-match",
     cache_key_fn=cache_on(
         files=("files", "metadata_uri"),
-        params=("batch_id", "output", "metadata_sha256", "n_buckets", "fmt"),
+        params=("batch_id", "output", "metadata_sha256", "n_buckets", "fmt", "languages"),
     ),
     **IO_TASK_OPTIONS,
 )
@@ -26,11 +26,13 @@ def extract_and_match(
     metadata_uri: str,
     metadata_sha256: str,
     n_buckets: int,
-    fmt: str = "wat",
+    fmt: str = "auto",
+    languages: list[str] | None = None,
     storage_options: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     return curation.process_batch(
-        files, batch_id, output, metadata_uri, metadata_sha256, n_buckets, fmt, storage_options
+        files, batch_id, output, metadata_uri, metadata_sha256, n_buckets, fmt, languages,
+        storage_options,
     )
 
 

@@ -140,8 +140,8 @@ def test_lock_on_s3_uses_a_conditional_put():
         opts = {"endpoint_url": f"http://{host}:{port}", "key": "k", "secret": "s"}
         import s3fs
 
-        s3fs.S3FileSystem(**opts).mkdir("bucket")
-        uri = crawls.lock_uri("s3://bucket/out", "CC-MAIN-2024-22")
+        s3fs.S3FileSystem(**opts).mkdir("crawls-test")
+        uri = crawls.lock_uri("s3://crawls-test/out", "CC-MAIN-2024-22")
         assert crawls.try_acquire(uri, "run-a", now=10.0, **opts)[0]
         taken, holder = crawls.try_acquire(uri, "run-b", now=11.0, **opts)
         assert not taken and holder.owner == "run-a"

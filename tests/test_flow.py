@@ -45,7 +45,7 @@ def metadata(tmp_path_factory) -> Path:
 def run(output: Path, metadata: Path, **overrides):
     params = dict(
         inputs=FILES, metadata=str(metadata), output=str(output), t=T, seed=SEED,
-        batch_size=1, n_buckets=4, n_workers=2, dashboard_address=":0",
+        batch_size=1, n_buckets=4, n_workers=2, dashboard_address=":0", languages=None,
     )
     params.update(overrides)
     state = curate(**params, return_state=True)
@@ -280,3 +280,25 @@ def test_crawl_id_expands_to_its_wat_files(first_run, metadata, tmp_path):
                  crawl_data_root=str(tmp_path))
     assert result["files"] == len(FILES)
     assert curated_rows(tmp_path / "out") == curated_rows(output)
+
+
+def test_english_only_keeps_english_texts(metadata, tmp_path):
+    from metaclip.lid import LanguageIdentifier
+
+    summary = run(tmp_path / "en", metadata, languages=["en"])
+    captions = pq.read_table(tmp_path / "en" / "curated")["caption"]
+    codes, _ = LanguageIdentifier().identify(captions)
+    assert summary["skipped"]["other_language"] > 0 and len(captions) > 0
+    assert set(codes.to_pylist()) == {"en"}
+
+
+def test_wat_and_warc_inputs_together(metadata, tmp_path):
+    """The format of each input is taken from its name; both feed the same stages."""
+    from metaclip.warc import extract_warc_file
+
+    warcs = sorted(str(p) for p in (WAT.parent / "warc").glob("dolma-*.warc.gz"))
+    summary = run(tmp_path / "mixed", metadata, inputs=[*FILES, *warcs], n_buckets=2)
+    expected = sum(extract_wat_file(f)[1].pairs for f in FILES)
+    expected += sum(extract_warc_file(f)[1].pairs for f in warcs)
+    assert warcs and summary["files"] == len(FILES) + len(warcs)
+    assert summary["pairs_read"] == expected

@@ -53,7 +53,7 @@ def s3(tmp_path_factory):
 
 
 def run(**params):
-    state = curate(t=2, seed=3, batch_size=1, n_buckets=3, n_workers=2,
+    state = curate(t=2, seed=3, batch_size=1, n_buckets=3, n_workers=2, languages=None,
                    dashboard_address=":0", return_state=True, **params)
     assert state.is_completed(), state.message
     return state.result()

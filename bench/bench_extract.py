@@ -1,0 +1,238 @@
+"""Extraction throughput: ours against a MetaCLIP-style reader and against the floor, WAT and WARC.
+
+  python bench/make_bench_wat.py --size-mb 300     # bench/data/bench-300MB-seed0.warc.wat.gz
+  python bench/make_bench_warc.py --size-mb 300    # bench/data/bench-300MB-seed0.warc.gz
+  python bench/bench_extract.py [--wat FILE] [--warc FILE] [--repeat 1]
+
+Every reader runs in this one process, one after the other on the same file, single-threaded;
+the figure is compressed MB (10^6 B) per CPU second of this process (= per core), wall time too.
+
+* ours        metaclip.wat.extract_wat_file / metaclip.warc.extract_warc_file (PAIRS table out)
+* reference   MetaCLIP's own readers, re-typed from MetaCLIP's metaclip/cc_matching.py
+              (WATCurator: gzip line loop, json.loads per record, urljoin, sha224, dedup;
+              WARCCurator: warcio + selectolax per page; lexbor, as selectolax 1.0 dropped Modest),
+              LID off, and the WARC reader's subprocess-per-500-pages timeout left out (it only
+              adds cost)
+* floor       decompress and parse, nothing else: fastwarc + orjson.loads of every metadata record
+              (WAT); fastwarc + LexborHTMLParser of every response body (WARC)
+* LID         metaclip.lid.keep_languages(pairs, ["en"]) on the pairs ours extracted
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import hashlib
+import json
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import urljoin
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from bench.common import save_result  # noqa: E402
+from metaclip.lid import LanguageIdentifier, keep_languages  # noqa: E402
+from metaclip.warc import extract_warc_file  # noqa: E402
+from metaclip.wat import extract_wat_file  # noqa: E402
+
+BENCH_DATA = REPO / "bench" / "data"
+KOI = ["alt", "title", "data-image-title"]
+
+
+# --------------------------------------------------------------------------------------------
+# MetaCLIP-style references (cc_matching.py, lid=False)
+# --------------------------------------------------------------------------------------------
+
+
+def _uuid(url: str) -> str:
+    return hashlib.sha224(bytes(url, encoding="utf-8")).hexdigest()[:24]
+
+
+def _add(url: str | None, texts: list[list[str]], seen: dict[str, set[str]], out: list) -> None:
+    if url is None:
+        return
+    rec: dict[str, Any] = {"uuid": _uuid(url), "url": url, "texts": []}
+    for text in texts:
+        if text[1] not in seen[rec["uuid"]]:
+            seen[rec["uuid"]].add(text[1])
+            rec["texts"].append(text)
+    if rec["texts"]:
+        out.append(rec)
+
+
+def reference_wat(path: Path) -> int:
+    data: list[dict[str, Any]] = []
+    seen: dict[str, set[str]] = defaultdict(set)
+    target_uri, looking = "", False
+    with gzip.open(path) as fr:
+        for raw in fr:
+            try:
+                line = raw.decode().strip()
+            except UnicodeDecodeError:
+                continue
+            if line.startswith("WARC-Target-URI"):
+                target_uri, looking = line[len("WARC-Target-URI: ") :], True
+            if looking and line.startswith("{"):
+                looking = False
+                _reference_wat_json(line, target_uri, seen, data)
+    return sum(len(r["texts"]) for r in data)
+
+
+def _reference_wat_json(line: str, target_uri: str, seen: dict, data: list) -> None:
+    try:
+        payload = json.loads(line)["Envelope"]["Payload-Metadata"]
+    except (ValueError, KeyError):
+        return
+    links = payload.get("HTTP-Response-Metadata", {}).get("HTML-Metadata", {}).get("Links")
+    for link in links or []:
+        if not link or not (link.get("path") or "").startswith("IMG@/src") or "url" not in link:
+            continue
+        try:
+            url = urljoin(target_uri, link["url"])
+        except ValueError:
+            continue
+        texts = []
+        for key in KOI:
+            text = (link.get(key) or "").replace("\n", " ").replace("\r", " ").strip()
+            if text:
+                texts.append([key, text])
+        _add(url, texts, seen, data)
+
+
+def reference_warc(path: Path) -> int:
+    # MetaCLIP used selectolax.parser.HTMLParser (Modest); selectolax 1.0 removed Modest, so
+    # its lexbor parser (the same API) stands in.
+    from selectolax.lexbor import LexborHTMLParser as HTMLParser
+    from warcio.archiveiterator import ArchiveIterator
+
+    data: list[dict[str, Any]] = []
+    seen: dict[str, set[str]] = defaultdict(set)
+    with open(path, "rb") as stream:
+        for record in ArchiveIterator(stream):
+            if record.rec_type != "response":
+                continue
+            html = record.raw_stream.read().strip()
+            target_uri = record.rec_headers.get_header("WARC-Target-URI")
+            for img in HTMLParser(html).tags("img"):
+                url, texts = None, []
+                for key, value in img.attributes.items():
+                    if key not in [*KOI, "src"] or value is None:
+                        continue
+                    text = value.strip().replace("\n", "").replace("\r", "")
+                    if not text:
+                        continue
+                    if key == "src":
+                        try:
+                            url = urljoin(target_uri, text)
+                        except ValueError:
+                            url = None
+                    else:
+                        texts.append([key, text])
+                _add(url, texts, seen, data)
+    return sum(len(r["texts"]) for r in data)
+
+
+# --------------------------------------------------------------------------------------------
+# Floors
+# --------------------------------------------------------------------------------------------
+
+
+def floor_wat(path: Path) -> int:
+    import orjson
+    from fastwarc.warc import ArchiveIterator, WarcRecordType
+
+    n = 0
+    with open(path, "rb") as fh:
+        for record in ArchiveIterator(fh, record_types=WarcRecordType.metadata, parse_http=False):
+            orjson.loads(record.reader.read())
+            n += 1
+    return n
+
+
+def floor_warc(path: Path) -> int:
+    from fastwarc.warc import ArchiveIterator, WarcRecordType
+    from selectolax.lexbor import LexborHTMLParser
+
+    n = 0
+    with open(path, "rb") as fh:
+        for record in ArchiveIterator(fh, record_types=WarcRecordType.response, parse_http=True):
+            LexborHTMLParser(record.reader.read())
+            n += 1
+    return n
+
+
+def decompress_only(path: Path) -> int:
+    n = 0
+    with gzip.open(path) as fh:
+        while chunk := fh.read(1 << 20):
+            n += len(chunk)
+    return n
+
+
+# --------------------------------------------------------------------------------------------
+# Timing
+# --------------------------------------------------------------------------------------------
+
+
+def timed(fn: Callable[[], Any], mb: float, repeat: int) -> dict[str, Any]:
+    best: dict[str, Any] = {}
+    for _ in range(repeat):
+        wall, cpu = time.perf_counter(), time.process_time()
+        out = fn()
+        cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+        if not best or cpu < best["cpu_s"]:
+            best = {"cpu_s": round(cpu, 2), "wall_s": round(wall, 2),
+                    "mb_per_cpu_s": round(mb / cpu, 2), "out": out}
+    return best
+
+
+def bench_format(kind: str, path: Path, repeat: int, lid: LanguageIdentifier) -> dict[str, Any]:
+    mb = path.stat().st_size / 1e6
+    extract = extract_wat_file if kind == "wat" else extract_warc_file
+    result: dict[str, Any] = {"file": str(path), "compressed_mb": round(mb, 1)}
+    tables: list[Any] = []
+
+    def ours() -> int:
+        table, stats = extract(str(path))
+        tables[:] = [table]
+        return stats.pairs
+
+    result["ours"] = timed(ours, mb, repeat)
+    reference = reference_wat if kind == "wat" else reference_warc
+    result["reference"] = timed(lambda: reference(path), mb, repeat)
+    result["floor"] = timed(lambda: (floor_wat if kind == "wat" else floor_warc)(path), mb, repeat)
+    result["decompress_only"] = timed(lambda: decompress_only(path), mb, repeat)
+    lid.identify(tables[0]["text"].slice(0, 10))  # load the model outside the timing
+    result["lid"] = timed(lambda: keep_languages(tables[0], ["en"], lid)[1], mb, repeat)
+    ours_cpu = result["ours"]["cpu_s"]
+    result["ratios"] = {
+        "ours_vs_reference": round(result["reference"]["cpu_s"] / ours_cpu, 2),
+        "ours_vs_floor_speed": round(result["floor"]["cpu_s"] / ours_cpu, 2),
+        "lid_share_of_extraction": round(result["lid"]["cpu_s"] / ours_cpu, 3),
+    }
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--wat", type=Path, default=BENCH_DATA / "bench-300MB-seed0.warc.wat.gz")
+    parser.add_argument("--warc", type=Path, default=BENCH_DATA / "bench-300MB-seed0.warc.gz")
+    parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--only", choices=["wat", "warc"])
+    args = parser.parse_args()
+    lid = LanguageIdentifier()
+    results = {}
+    for kind, path in (("wat", args.wat), ("warc", args.warc)):
+        if args.only in (None, kind):
+            results[kind] = bench_format(kind, path, args.repeat, lid)
+            print(json.dumps({kind: results[kind]}, indent=1), flush=True)
+    print(save_result("extraction" if args.only is None else f"extraction-{args.only}", results))
+
+
+if __name__ == "__main__":
+    main()
