@@ -70,6 +70,8 @@ def synthetic(n: int, seed: int = 0) -> pa.Table:
         "page_url": pa.array(["https://page.example/"] * n),
         "source": pa.array(["synthetic.warc.wat.gz"] * n),
         "record_offset": pa.array(np.arange(n, dtype=np.int64)),
+        "lang": pa.array(["en"] * n),
+        "lang_score": pa.array(np.full(n, 0.9, dtype=np.float32)),
         "entry_ids": entry_ids,
     }, schema=MATCHED)
 
@@ -160,6 +162,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int)
     parser.add_argument("--dir")
     parser.add_argument("--manifests")
+    parser.add_argument("--name", default="scale", help="bench/results/<name>.json")
     args = parser.parse_args()
     if args.stage == "generate":
         print(json.dumps(generate(args.rows, Path(args.dir), args.batches, args.buckets)))
@@ -191,7 +194,8 @@ def main() -> None:
         }
         report["rows_ratio"] = args.sizes[1] / args.sizes[0]
     print(json.dumps(report.get("growth"), indent=1))
-    print(f"saved {save_result('scale', report)}")
+    report["buckets"] = args.buckets
+    print(f"saved {save_result(args.name, report)}")
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ from prefect.states import Failed
 
 from flows.runners import dask_task_runner
 from flows.verified import gather_verified
-from metaclip import crawls, curation, summary
+from metaclip import completion, crawls, curation, summary
 from metaclip.balance import DEFAULT_T
 from metaclip.buckets import CorruptIntermediateError
 from metaclip.counts import read_entry_counts
@@ -86,31 +86,47 @@ def curate(
         "%d input files, %d metadata entries (sha256 %s), %d buckets, output %s",
         len(files), len(meta), meta.sha256[:12], n_buckets, output,
     )
-    runner = dask_task_runner(dask_address, n_workers, dashboard_address)
+    params = {
+        "metadata_uri": meta.uri,
+        "metadata_sha256": meta.sha256,
+        "output": output,
+        "t": t,
+        "seed": seed,
+        "batch_size": batch_size,
+        "n_buckets": n_buckets,
+        "one_per_image": one_text_per_image,
+        "exclude_store": exclude_store,
+        "store_tag": store_tag or curation.default_store_tag(output),
+        "input_format": input_format,
+        "languages": list(languages) if languages else None,
+        "reduce_fanout": reduce_fanout,
+    }
+    # An exclusion store changes under other runs, so those runs always take the task path.
+    key = None if exclude_store else completion.run_key(files, params, **opts)
+    done = key and completion.completed_summary(output, key, **opts)
+    if done:
+        logger.info(
+            "%s is complete for these inputs and parameters: nothing to do (remove %s to run "
+            "the cached tasks again)", output, OutputLayout(output).completion,
+        )
+        publish_summary(done)
+        return done
+    try:
+        runner = dask_task_runner(dask_address, n_workers, dashboard_address)
+    except UserError as exc:
+        logger.error("%s", exc)
+        return Failed(message=str(exc))
     return curate_batches.with_options(task_runner=runner)(
-        files=files,
-        params={
-            "metadata_uri": meta.uri,
-            "metadata_sha256": meta.sha256,
-            "output": output,
-            "t": t,
-            "seed": seed,
-            "batch_size": batch_size,
-            "n_buckets": n_buckets,
-            "one_per_image": one_text_per_image,
-            "exclude_store": exclude_store,
-            "store_tag": store_tag or curation.default_store_tag(output),
-            "input_format": input_format,
-            "languages": list(languages) if languages else None,
-            "reduce_fanout": reduce_fanout,
-        },
-        storage_options=opts,
+        files=files, params=params, storage_options=opts, run_key=key
     )
 
 
 @flow(name="curate-batches")
 def curate_batches(
-    files: list[str], params: dict[str, Any], storage_options: dict[str, Any]
+    files: list[str],
+    params: dict[str, Any],
+    storage_options: dict[str, Any],
+    run_key: str | None = None,
 ) -> dict[str, Any]:
     opts, p = storage_options, params
     layout = OutputLayout(p["output"])
@@ -159,7 +175,11 @@ def curate_batches(
     )
     curation.write_json(layout.summary, result, **opts)
     publish_summary(result)
-    publish_datacard(p["output"], p["t"], storage_options=opts)
+    card = publish_datacard(p["output"], p["t"], storage_options=opts)
+    if run_key:
+        outputs = [u for s in sampled for u in s["outputs"]]
+        outputs += [counts_uri, layout.summary, *card.values()]
+        completion.record_completion(p["output"], run_key, outputs, result, **opts)
     return result
 
 

@@ -126,11 +126,15 @@ class PairBuffer:
             if url is None:
                 skipped["img_url_not_http"] += 1
                 continue
-            texts = [
-                (key, text)
-                for key in TEXT_KEYS
-                if isinstance(value := attrs.get(key), str) and (text := clean_text(value))
-            ]
+            texts = []
+            for key in TEXT_KEYS:
+                value = attrs.get(key)
+                if not isinstance(value, str):
+                    continue
+                # clean_text, without its two replaces for the texts without line breaks
+                text = clean_text(value) if "\n" in value or "\r" in value else value.strip()
+                if text:
+                    texts.append((key, text))
             if not texts:
                 skipped["img_without_text"] += 1
                 continue

@@ -47,6 +47,11 @@ class OutputLayout:
         return join(self.root, "summary.json")
 
     @property
+    def completion(self) -> str:
+        """Written last by a finished run: metaclip.completion."""
+        return join(self.root, "complete.json")
+
+    @property
     def run_record(self) -> str:
         return join(self.root, "_work", "run.json")
 

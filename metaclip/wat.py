@@ -9,7 +9,7 @@ images are the links whose path starts with `IMG@/src`.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import IO, Any
+from typing import IO, Any, Literal
 
 import orjson
 from fastwarc.warc import ArchiveIterator, WarcRecordType
@@ -20,6 +20,11 @@ from metaclip.transient import is_transient
 
 IMG_PATH_PREFIX = "IMG@/src"
 HTML_MARKER = b'"HTML-Metadata"'  # the key add_wat_record needs, as ia-web-commons writes it
+# The byte shapes of the fast path (compact JSON, as ia-web-commons writes it): see
+# image_links_from_bytes.
+IMG_MARKER = IMG_PATH_PREFIX.encode()
+BASE_MEMBER = b'"Base":"'
+HEAD_MEMBER = b'"Head":{'
 
 
 def iter_wat_json(
@@ -107,12 +112,101 @@ def _image_links(links: list[Any]) -> list[tuple[Any, dict[str, Any]]]:
     return out
 
 
+def image_links_from_bytes(body: bytes) -> tuple[str | None, list[tuple[Any, Any]]] | None:
+    """(<base href>, (url, link) of each IMG@/src link) of a page without parsing the whole
+    record, or None when the record must be parsed whole.
+
+    Most of a WAT record is its other links; building Python objects for all of them is most
+    of the cost of a full parse. In valid JSON the bytes `"path":"IMG@/src` can only be a
+    member (quotes inside strings are escaped), so each image link object is cut out between
+    the nearest `{"` before it and the nearest `}` after it, and the cuts are parsed together.
+    A wrong cut (a brace inside a string, a nested value, whitespace) never parses as JSON;
+    every `IMG@/src` must be such a member; a record cut short (not ending in `}}`) is left
+    to the full parse, which counts it: anything unusual takes the full parse.
+    """
+    if not body[-8:].rstrip().endswith(b"}}"):
+        return None
+    find, rfind = body.find, body.rfind
+    pos = find(IMG_MARKER)
+    if pos == -1:
+        return None, []
+    base = _base_href(body, pos)
+    if base is False:
+        return None
+    cuts = []
+    while pos != -1:  # every IMG@/src in the record, so none is missed
+        if body[pos - 8 : pos] != b'"path":"':
+            return None
+        start, end = rfind(b'{"', 0, pos - 7), find(b"}", pos)
+        if start == -1 or end == -1:
+            return None
+        cuts.append(body[start : end + 1])
+        pos = find(IMG_MARKER, end)
+    try:  # one parse for the page: a wrong cut fails it (or yields a non-object)
+        links = orjson.loads(b"[" + b",".join(cuts) + b"]")
+    except orjson.JSONDecodeError:
+        return None
+    if len(links) != len(cuts) or not all(isinstance(link, dict) for link in links):
+        return None
+    return base, [(link.get("url"), link) for link in links]
+
+
+def _base_href(body: bytes, first_image: int) -> str | None | Literal[False]:
+    """HTML-Metadata > Head > Base as a string, None when the page has none, False when only
+    the full parse can tell. Head and Links are siblings, so when Head opens before the first
+    image link (as Common Crawl writes it, keys sorted) it also closes there: only the bytes
+    from Head to the first image need a look."""
+    head = body.find(HEAD_MEMBER, 0, first_image)
+    end = first_image
+    if head == -1:
+        head, end = body.find(HEAD_MEMBER, first_image), len(body)
+        if head == -1:
+            return None
+    start = body.find(BASE_MEMBER, head, end)
+    if start == -1:
+        return None
+    if body.find(BASE_MEMBER, start + 1, end) != -1:
+        return False  # two "Base" keys: leave it to the parser
+    close = body.find(b'"', start + len(BASE_MEMBER))
+    while close != -1 and _escaped(body, close):
+        close = body.find(b'"', close + 1)
+    try:
+        base = orjson.loads(body[start + len(BASE_MEMBER) - 1 : close + 1])
+    except orjson.JSONDecodeError:
+        return False
+    return base if isinstance(base, str) else False
+
+
+def _escaped(body: bytes, quote: int) -> bool:
+    """Whether the quote at this offset is escaped: an odd run of backslashes before it."""
+    run = 0
+    while body[quote - 1 - run] == 0x5C:
+        run += 1
+    return run % 2 == 1
+
+
+def _add_fast(
+    body: bytes, target_uri: str | None, offset: int, buffer: PairBuffer, stats: ExtractStats
+) -> bool:
+    """Add a page's pairs by image_links_from_bytes; False when the full parse is needed."""
+    found = image_links_from_bytes(body) if target_uri else None
+    if found is None:
+        return False
+    stats.pages += 1
+    base, links = found
+    if links:
+        buffer.add_images(target_uri, base, links, offset)
+    return True
+
+
 def extract_wat_stream(
     stream: IO[bytes], source: str, stats: ExtractStats, quirks_mode: bool = False
 ) -> PairBuffer:
     buffer = PairBuffer(source, stats)
     for offset, target_uri, body in iter_wat_json(stream, stats, quirks_mode):
         if HTML_MARKER not in body:  # request/metadata records: no page, so no need to parse
+            continue
+        if _add_fast(body, target_uri, offset, buffer, stats):
             continue
         doc = parse_json(body, stats)
         if doc is not None:

@@ -65,3 +65,23 @@ def test_exit_code_in_a_real_process(tmp_path):
     )
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1].startswith("error: metadata file not found")
+
+
+def test_curate_in_ephemeral_mode(tmp_path):
+    """No Prefect server configured: Prefect runs a temporary API for the run."""
+    import os
+
+    (tmp_path / "meta.json").write_text(json.dumps(["Logo", "Home", "the"]))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env.update(PREFECT_HOME=str(tmp_path / "prefect-home"), DO_NOT_TRACK="1",
+               PREFECT_SERVER_ANALYTICS_ENABLED="false")
+    proc = subprocess.run(
+        [sys.executable, "-m", "flows.cli", "curate", str(WAT / "fixture-0000.warc.wat.gz"),
+         "--metadata", str(tmp_path / "meta.json"), "--output", str(tmp_path / "out"),
+         "--workers", "1", "--languages", "all", "--t", "5"],
+        capture_output=True, text=True, timeout=300, env=env,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["pairs_curated"] > 0 and summary["files"] == 1
+    assert "temporary server" in proc.stderr + proc.stdout

@@ -7,6 +7,7 @@ The curated rows must equal a naive implementation of MetaCLIP's Algorithm 1 wri
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -158,15 +159,45 @@ def test_store_with_other_bucket_count_is_refused(metadata, tmp_path):
     assert state.is_failed() and "n_buckets=4" in state.message
 
 
-def test_rerun_reuses_everything_and_keeps_the_same_pairs(first_run, metadata):
+def test_rerun_of_a_finished_run_has_nothing_to_do(first_run, metadata):
     output, summary = first_run
-    parts = sorted((output / "_work" / "matched").glob("*/*.parquet"))
+    files = [p for p in output.rglob("*") if p.is_file()]
+    before = {p: p.stat().st_mtime_ns for p in files}
+    again = run(output, metadata)
+    assert again == summary  # the stored summary, with the first run's times
+    assert {p: p.stat().st_mtime_ns for p in files} == before  # not one file rewritten
+
+
+def test_rerun_without_completion_record_reuses_every_task(first_run, metadata):
+    """As after a crash at the very end: the cached tasks run again, and redo nothing."""
+    output, summary = first_run
+    parts = sorted((output / "_work").rglob("*.parquet"))
     before = {p: p.stat().st_mtime_ns for p in parts}
     rows = curated_rows(output)
+    (output / "complete.json").unlink()
     again = run(output, metadata)
     assert {p: p.stat().st_mtime_ns for p in parts} == before  # nothing was re-extracted
     assert curated_rows(output) == rows
     assert again["pairs_curated"] == summary["pairs_curated"]
+    assert (output / "complete.json").exists()
+
+
+@pytest.mark.parametrize("change", ["rewrite", "garble_record"])
+def test_a_changed_output_or_record_takes_the_task_path(first_run, metadata, change):
+    output, summary = first_run
+    rows = curated_rows(output)
+    part = sorted((output / "curated").glob("*.parquet"))[0]
+    if change == "rewrite":  # as if another tool wrote it: recomputed by its sample task
+        os.utime(part, ns=(part.stat().st_atime_ns, part.stat().st_mtime_ns + 10**9))
+    else:
+        (output / "complete.json").write_text("{not json")
+    stamp = part.stat().st_mtime_ns
+    again = run(output, metadata)
+    assert curated_rows(output) == rows
+    assert again["pairs_curated"] == summary["pairs_curated"]
+    assert json.loads((output / "complete.json").read_text())["summary"] == again
+    if change == "rewrite":
+        assert part.stat().st_mtime_ns != stamp  # written again: the record was not trusted
 
 
 def test_deleted_outputs_are_recomputed(first_run, metadata):
@@ -192,6 +223,7 @@ def test_missing_or_corrupt_intermediate_is_recomputed(first_run, metadata, dama
         data[len(data) // 2] ^= 0xFF
         victim.write_bytes(bytes(data))
     (output / "_work" / "dedup" / "00001.parquet").unlink()  # force the bucket to be redone
+    (output / "complete.json").unlink()  # as if the run had crashed before its end
     run(output, metadata)
     assert victim.exists()
     assert curated_rows(output) == rows
@@ -302,3 +334,20 @@ def test_wat_and_warc_inputs_together(metadata, tmp_path):
     expected += sum(extract_warc_file(f)[1].pairs for f in warcs)
     assert warcs and summary["files"] == len(FILES) + len(warcs)
     assert summary["pairs_read"] == expected
+
+
+def test_cluster_class_from_the_environment(metadata, tmp_path, monkeypatch):
+    """How a Slurm or Kubernetes cluster is chosen, with the class every dask install has."""
+    from prefect.settings import PREFECT_API_URL
+
+    kwargs = {"n_workers": 1, "threads_per_worker": 1, "dashboard_address": ":0",
+              "env": {"PREFECT_API_URL": PREFECT_API_URL.value()}}
+    monkeypatch.setenv("METACLIP_DASK_CLUSTER", "distributed.LocalCluster")
+    monkeypatch.setenv("METACLIP_DASK_CLUSTER_KWARGS", json.dumps(kwargs))
+    monkeypatch.setenv("METACLIP_DASK_ADAPT", json.dumps({"minimum": 1, "maximum": 2}))
+    summary = run(tmp_path / "out", metadata, inputs=FILES[:1])
+    assert summary["pairs_curated"] > 0
+    monkeypatch.setenv("METACLIP_DASK_CLUSTER_KWARGS", "[1, 2]")
+    state = curate(inputs=FILES[:1], metadata=str(metadata), output=str(tmp_path / "bad"),
+                   return_state=True)
+    assert state.is_failed() and "must be a JSON object" in state.message

@@ -11,12 +11,20 @@ import json
 from pathlib import Path
 from urllib.parse import urljoin, urlsplit
 
+import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
+from metaclip.pairs import ExtractStats
 from metaclip.schemas import PAIRS
-from metaclip.wat import extract_wat_file
+from metaclip.wat import (
+    HTML_MARKER,
+    _image_links,
+    extract_wat_file,
+    image_links_from_bytes,
+    iter_wat_json,
+)
 from metaclip.watgen import WatWriter, decode_html, truncate_gzip_member
 
 DATA = Path(__file__).parent / "data"
@@ -199,3 +207,72 @@ def test_a_non_gzip_garbage_file_is_a_counted_skip(tmp_path):
     path.write_bytes(b"\x1f\x8b\x08\x00garbage" * 10)
     table, stats = extract_wat_file(str(path))
     assert table.num_rows == 0 and sum(stats.skipped.values()) == 1
+
+
+def _html_bodies(path: Path) -> list[bytes]:
+    with open(path, "rb") as fh:
+        return [b for _, _, b in iter_wat_json(fh, ExtractStats()) if HTML_MARKER in b]
+
+
+def _full_parse(body: bytes) -> tuple[str | None, list]:
+    html = orjson.loads(body)["Envelope"]["Payload-Metadata"]["HTTP-Response-Metadata"]
+    html = html["HTML-Metadata"]
+    base = html.get("Head", {}).get("Base")
+    return base if isinstance(base, str) else None, _image_links(html.get("Links") or [])
+
+
+def test_image_links_from_bytes_equal_the_full_parse_on_the_fixtures():
+    bodies = [b for p in sorted(WAT.glob("fixture-*.warc.wat.gz")) for b in _html_bodies(p)]
+    assert len(bodies) >= 20
+    assert any(b'"Base":"' in body for body in bodies)
+    for body in bodies:  # compact JSON as Common Crawl writes it: all take the fast path
+        assert image_links_from_bytes(body) == _full_parse(body)
+
+
+def _record(links: list[dict], head: dict | None = None, **dumps: int) -> bytes:
+    html = {"Head": head or {"Title": "t"}, "Links": links}
+    doc = {"Envelope": {"Payload-Metadata": {"HTTP-Response-Metadata": {"HTML-Metadata": html}}}}
+    return orjson.dumps(doc, **dumps)
+
+
+@pytest.mark.parametrize("head", [
+    {"Title": "no base"},
+    {"Base": "/b/", "Title": "t"},
+    {"Base": "/b\\\"q\"/", "Title": "escaped quotes"},
+    {"Base": None},
+])
+@pytest.mark.parametrize("head_last", [False, True])
+def test_base_href_is_read_wherever_the_head_is(head, head_last):
+    links = [{"path": "IMG@/src", "url": "a.png", "alt": "A"}]
+    html = {"Links": links, "Head": head} if head_last else {"Head": head, "Links": links}
+    body = orjson.dumps({"HTML-Metadata": html}) + b"}"
+    base = head.get("Base")
+    assert image_links_from_bytes(body) == (base if isinstance(base, str) else None,
+                                            [("a.png", links[0])])
+
+
+def test_two_base_keys_take_the_full_parse():
+    links = [{"path": "IMG@/src", "url": "a.png", "alt": "A"}]
+    body = orjson.dumps({"HTML-Metadata": {"Head": {"Base": "/a/", "X": {"Base": "/b/"}},
+                                           "Links": links}}) + b"}"
+    assert image_links_from_bytes(body) is None
+
+
+@pytest.mark.parametrize("links, fast", [
+    ([{"path": "A@/href", "url": "/x"}, {"path": "IMG@/src", "url": "a.png", "alt": "A"}], True),
+    ([{"alt": "x{", "path": "IMG@/src", "url": "a.png"}], False),  # `{"` ends a string
+    ([{"path": "IMG@/src", "url": "a.png", "alt": "}{\"path\":\"IMG@/src\"}"}], False),
+    ([{"path": "IMG@/src", "url": "a.png", "alt": "x}"}], False),  # `}` inside a string
+    ([{"path": "IMG@/src", "x": {"y": "z"}, "url": "a.png"}], False),  # a nested value
+    ([{"x": {"y": "z"}, "path": "IMG@/src", "url": "a.png"}], False),
+    ([{"path": "A@/href", "url": "/x", "text": "IMG@/src"}], False),  # the marker elsewhere
+    ([{"title": "T", "path": "IMG@/src#x", "url": "b.png", "alt": "é \\\" ok"}], True),
+])
+def test_image_links_from_bytes_parses_alone_or_defers(links, fast):
+    body = _record(links)
+    got = image_links_from_bytes(body)
+    assert (got is not None) == fast
+    if got is not None:
+        assert got == _full_parse(body)
+    assert image_links_from_bytes(_record(links, option=orjson.OPT_INDENT_2)) in (None, (None, []))
+    assert image_links_from_bytes(body[:-10]) is None  # cut short: the full parse counts it
