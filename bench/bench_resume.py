@@ -58,8 +58,8 @@ def curate(wats: list[Path], metadata: Path, output: Path, args: argparse.Namesp
 
 def start_server(env: dict, port: int = 4299) -> subprocess.Popen:
     """`prefect server start` on loopback; sets PREFECT_API_URL in env once it answers."""
-    log = open(Path(env["PREFECT_HOME"]).parent / "server.log", "ab")  # noqa: SIM115
     Path(env["PREFECT_HOME"]).mkdir(parents=True, exist_ok=True)
+    log = open(Path(env["PREFECT_HOME"]).parent / "server.log", "ab")  # noqa: SIM115
     server = subprocess.Popen(
         [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port",
          str(port)], env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -119,7 +119,7 @@ def main() -> None:
         "peak_worker_rss_mb": summary["peak_worker_rss_mb"],
     }
     print(json.dumps(result, indent=2))
-    print(f"saved {save_result('resume', result)}")
+    print(f"saved {save_result('resume-server' if args.server else 'resume', result)}")
 
 
 if __name__ == "__main__":

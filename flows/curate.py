@@ -62,7 +62,7 @@ def curate(
     or from a whole crawl: `crawl` (e.g. CC-MAIN-2024-22) expands to its wat.paths.gz under
     `crawl_data_root` (the public bucket: pass storage_options={"anon": True}).
 
-    n_buckets: uuid buckets for global dedup (default: from the number of files, about 20 WAT
+    n_buckets: uuid buckets for global dedup (default: from the number of files, 6 to 12 WAT
     files a bucket; an exclusion store's own count when it has one); it sizes the bucket tasks
     and never changes the output. exclude_store: uuids curated by earlier runs (earlier dumps),
     left out here; this run's are added. languages: keep texts fastText identifies as one of

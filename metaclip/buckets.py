@@ -70,15 +70,18 @@ def dedup_pairs(table: pa.Table) -> tuple[pa.Table, int]:
         ("source", "ascending"),
         ("record_offset", "ascending"),
     ]
-    ordered = table.take(pc.sort_indices(table, sort_keys=keys))
-    uuid = ordered["uuid"].combine_chunks()
-    text = ordered["text"].combine_chunks()
-    first = np.ones(ordered.num_rows, dtype=bool)
-    if ordered.num_rows > 1:
+    # Sort and compare the key columns only, then take the kept rows once: a bucket's whole
+    # table is copied once, not three times (sorted, combined, filtered).
+    order = pc.sort_indices(table.select([name for name, _ in keys]), sort_keys=keys)
+    uuid = table["uuid"].take(order).combine_chunks()
+    text = table["text"].take(order).combine_chunks()
+    first = np.ones(len(order), dtype=bool)
+    if len(order) > 1:
         same_uuid = pc.equal(uuid.slice(1), uuid.slice(0, len(uuid) - 1))
         same_text = pc.equal(text.slice(1), text.slice(0, len(text) - 1))
         first[1:] = ~pc.and_(same_uuid, same_text).to_numpy(zero_copy_only=False)
-    kept = ordered.filter(pa.array(first))
+    del uuid, text
+    kept = table.take(order.filter(pa.array(first)))
     return kept, table.num_rows - kept.num_rows
 
 

@@ -49,12 +49,14 @@ def format_of(uri: str, fmt: str) -> str:
     if fmt != "auto":
         return fmt
     return "wat" if uri.endswith((".wat.gz", ".wat")) else "warc"
-MAX_AUTO_BUCKETS = 4096
-FILES_PER_BUCKET = 20  # a CommonCrawl WAT gives roughly 100k matched pairs: ~2M per bucket
+MAX_AUTO_BUCKETS = 8192
+# A CommonCrawl WAT gives roughly 100k matched pairs, and a bucket task holds about 0.8 KB per
+# pair (bench/bench_scale.py): 6 to 12 files a bucket stay near 1 GB, under the 2 GB budget.
+FILES_PER_BUCKET = 12
 
 
 def auto_buckets(n_files: int) -> int:
-    """A bucket count for a pool of n_files WAT files: a power of two, 4 to 4096.
+    """A bucket count for a pool of n_files WAT files: a power of two, 4 to 8192.
 
     The output never depends on it (dedup is exact and every draw is per row); it only sizes
     the bucket tasks. An exclusion store fixes it for all the runs that share the store.
@@ -312,7 +314,9 @@ def process_bucket(
     layout = OutputLayout(output)
     started = time.perf_counter()
     rows = read_bucket_inputs(layout, bucket, index_uri, **opts)
+    pairs_in = rows.num_rows
     unique, duplicates = buckets.dedup_pairs(rows)
+    del rows  # the bucket's input is the largest thing a worker holds: free it before writing
     unique, excluded = buckets.exclude_uuids(
         unique, read_seen_uuids(exclude_store, bucket, store_tag, **opts)
     )
@@ -322,7 +326,7 @@ def process_bucket(
         "bucket": bucket,
         "dedup_uri": layout.dedup_part(bucket),
         "counts_uri": layout.bucket_counts(bucket),
-        "pairs_in": rows.num_rows,
+        "pairs_in": pairs_in,
         "pairs_unique": unique.num_rows,
         "duplicates": duplicates,
         "excluded_seen": excluded,
