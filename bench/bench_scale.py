@@ -145,8 +145,8 @@ def run_stages(out: Path, n_buckets: int, manifests: list[str]) -> list[dict]:
     stages.append({"stage": "reduce_counts", "seconds": mem.seconds, "peak_rss_mb": mem.peak_mb,
                    "stage_growth_mb": mem.growth_mb})
     with MemorySampler() as mem:
-        sampled = [curation.sample_bucket(b, str(out), counts, 20_000 / 400, 0)
-                   for b in range(n_buckets)]
+        sampled = [curation.sample_bucket(b["bucket"], str(out), counts, 20_000 / 400, 0,
+                                          dedup_uris=b["dedup_uris"]) for b in buckets]
     stages.append({"stage": "sample", "seconds": mem.seconds, "peak_rss_mb": mem.peak_mb,
                    "stage_growth_mb": mem.growth_mb,
                    "kept": sum(s["rows_kept"] for s in sampled)})

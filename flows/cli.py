@@ -82,7 +82,7 @@ def curate(
     batch_size: Annotated[int, typer.Option(help="Input files per task.")] = 16,
     buckets: Annotated[
         int | None,
-        typer.Option(help="uuid buckets for global dedup (default: 6 to 12 input files a bucket)."),
+        typer.Option(help="uuid buckets for global dedup (default: 10 to 20 input files each)."),
     ] = None,
     crawl: Annotated[
         str | None, typer.Option(help="A whole crawl, e.g. CC-MAIN-2024-22 (its wat.paths.gz).")

@@ -62,7 +62,7 @@ def curate(
     or from a whole crawl: `crawl` (e.g. CC-MAIN-2024-22) expands to its wat.paths.gz under
     `crawl_data_root` (the public bucket: pass storage_options={"anon": True}).
 
-    n_buckets: uuid buckets for global dedup (default: from the number of files, 6 to 12 WAT
+    n_buckets: uuid buckets for global dedup (default: from the number of files, 10 to 20 WAT
     files a bucket; an exclusion store's own count when it has one); it sizes the bucket tasks
     and never changes the output. exclude_store: uuids curated by earlier runs (earlier dumps),
     left out here; this run's are added. languages: keep texts fastText identifies as one of
@@ -153,7 +153,10 @@ def curate_batches(
     started = time.perf_counter()
     counts_uri = _global_counts([b["counts_uri"] for b in buckets], layout, p, opts)
     counts, _ = read_entry_counts(counts_uri, **opts)
-    curation.write_json(layout.run_record, {**p, "counts_uri": counts_uri}, **opts)
+    dedup_uris = {str(b["bucket"]): b["dedup_uris"] for b in buckets}
+    curation.write_json(
+        layout.run_record, {**p, "counts_uri": counts_uri, "dedup_uris": dedup_uris}, **opts
+    )
     seconds["count"] = time.perf_counter() - started
 
     started = time.perf_counter()
@@ -216,7 +219,7 @@ def sample_buckets(
     buckets: list[dict[str, Any]], counts_uri: str, p: dict[str, Any], opts: dict[str, Any]
 ) -> list[dict[str, Any]]:
     calls = [
-        ((b["bucket"], b["dedup_uri"], p["output"], counts_uri, p["t"], p["seed"],
+        ((b["bucket"], b["dedup_uris"], p["output"], counts_uri, p["t"], p["seed"],
           p["one_per_image"], p["exclude_store"], p["store_tag"], opts), {})
         for b in buckets
     ]

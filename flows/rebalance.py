@@ -54,7 +54,8 @@ def rebalance_buckets(
 ) -> dict[str, Any]:
     layout = OutputLayout(params["output"])
     buckets = [
-        {"bucket": b, "dedup_uri": layout.dedup_part(b)} for b in range(params["n_buckets"])
+        {"bucket": b, "dedup_uris": curation.dedup_parts(params, b)}
+        for b in range(params["n_buckets"])
     ]
     started = time.perf_counter()
     sampled = sample_buckets(buckets, params["counts_uri"], params, storage_options)

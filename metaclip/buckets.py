@@ -19,17 +19,22 @@ for _i, _c in enumerate(b"0123456789abcdef"):
     _HEX[_c] = _i
 
 
-def bucket_of(uuids: pa.Array | pa.ChunkedArray, n_buckets: int) -> np.ndarray:
-    """Bucket of each uuid: its first 8 hex digits (32 bits of sha224) modulo n_buckets."""
+def bucket_of(
+    uuids: pa.Array | pa.ChunkedArray, n_buckets: int, digits_from: int = 0
+) -> np.ndarray:
+    """Bucket of each uuid: its first 8 hex digits (32 bits of sha224) modulo n_buckets.
+
+    digits_from=8 takes the next 8 digits instead: sub-buckets independent of the buckets.
+    """
     if isinstance(uuids, pa.ChunkedArray):
         uuids = uuids.combine_chunks()
     if len(uuids) == 0:
         return np.zeros(0, dtype=np.int64)
-    prefix = pc.utf8_slice_codeunits(uuids, 0, 8)
+    prefix = pc.utf8_slice_codeunits(uuids, digits_from, digits_from + 8)
     offsets = np.frombuffer(prefix.buffers()[1], dtype=np.int32)[: len(prefix) + 1]
     data = np.frombuffer(prefix.buffers()[2], dtype=np.uint8)
     if not np.all(np.diff(offsets) == 8):
-        raise ValueError("uuids must be hex strings of at least 8 characters")
+        raise ValueError(f"uuids must be hex strings of at least {digits_from + 8} characters")
     digits = _HEX[data[offsets[0] : offsets[-1]]].reshape(-1, 8).astype(np.uint64)
     if (digits == 255).any():
         raise ValueError("uuids must be lower-case hex")

@@ -11,6 +11,7 @@ sample_bucket (one text per image, keep with MetaCLIP's probability).
 from __future__ import annotations
 
 import hashlib
+import os
 import resource
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -49,14 +50,15 @@ def format_of(uri: str, fmt: str) -> str:
     if fmt != "auto":
         return fmt
     return "wat" if uri.endswith((".wat.gz", ".wat")) else "warc"
-MAX_AUTO_BUCKETS = 8192
-# A CommonCrawl WAT gives roughly 100k matched pairs, and a bucket task holds about 0.8 KB per
-# pair (bench/bench_scale.py): 6 to 12 files a bucket stay near 1 GB, under the 2 GB budget.
-FILES_PER_BUCKET = 12
+MAX_AUTO_BUCKETS = 4096
+DEFAULT_MAX_BUCKET_ROWS = 1_000_000  # about 0.8 GB in a bucket task (bench/bench_scale.py)
+# A CommonCrawl WAT gives roughly 100k matched pairs: 10 to 20 files make 1 to 2M pairs a bucket,
+# one or two sub-buckets of at most DEFAULT_MAX_BUCKET_ROWS.
+FILES_PER_BUCKET = 20
 
 
 def auto_buckets(n_files: int) -> int:
-    """A bucket count for a pool of n_files WAT files: a power of two, 4 to 8192.
+    """A bucket count for a pool of n_files WAT files: a power of two, 4 to 4096.
 
     The output never depends on it (dedup is exact and every draw is per row); it only sizes
     the bucket tasks. An exclusion store fixes it for all the runs that share the store.
@@ -259,15 +261,19 @@ def build_bucket_index(
 
 
 def read_bucket_inputs(
-    layout: OutputLayout, bucket: int, index_uri: str, **storage_options: Any
+    layout: OutputLayout,
+    bucket: int,
+    index_uri: str,
+    sub: tuple[int, int] | None = None,
+    **storage_options: Any,
 ) -> pa.Table:
-    """The bucket's rows, each part checked against its manifest's sha256.
+    """The bucket's rows (with sub=(i, k): those of its sub-bucket i of k), each part checked
+    against its manifest's sha256.
 
     A missing or corrupt part un-commits its batch (its manifest is removed) and raises, so
     that the batch is recomputed.
     """
-    index = storage.read_parquet(index_uri, **storage_options)
-    mine = index.filter(pc.equal(index["bucket"], bucket))
+    mine = _bucket_parts(index_uri, bucket, **storage_options)
     tables = []
     for batch_id, sha in zip(mine["batch_id"].to_pylist(), mine["sha256"].to_pylist(),
                              strict=True):
@@ -280,8 +286,28 @@ def read_bucket_inputs(
             storage.remove(layout.manifest(batch_id), **storage_options)
             storage.remove(uri, **storage_options)
             raise buckets.CorruptIntermediateError(uri)
-        tables.append(pq.read_table(pa.BufferReader(data)))
+        table = pq.read_table(pa.BufferReader(data))
+        if sub is not None:
+            table = table.filter(pa.array(sub_bucket_of(table["uuid"], sub[1]) == sub[0]))
+        tables.append(table)
     return buckets.concat(tables, MATCHED)
+
+
+def _bucket_parts(index_uri: str, bucket: int, **storage_options: Any) -> pa.Table:
+    index = storage.read_parquet(index_uri, **storage_options)
+    return index.filter(pc.equal(index["bucket"], bucket))
+
+
+def max_bucket_rows() -> int:
+    """Pairs a bucket task holds at once (about 0.8 KB each, bench/bench_scale.py): a bucket
+    with more is processed as sub-buckets, so a worker's memory does not grow with it."""
+    return int(os.environ.get("METACLIP_MAX_BUCKET_ROWS", DEFAULT_MAX_BUCKET_ROWS))
+
+
+def sub_bucket_of(uuids: pa.Array | pa.ChunkedArray, n_subs: int) -> np.ndarray:
+    """Sub-bucket of each uuid: from other uuid digits than its bucket, so all the texts of an
+    image share one sub-bucket and the split is even."""
+    return buckets.bucket_of(uuids, n_subs, digits_from=8)
 
 
 def read_seen_uuids(
@@ -309,31 +335,44 @@ def process_bucket(
     store_tag: str = "",
     storage_options: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Deduplicate one bucket across all batches, drop earlier dumps' images, count entries."""
+    """Deduplicate one bucket across all batches, drop earlier dumps' images, count entries.
+
+    A bucket of more than max_bucket_rows() pairs is done as sub-buckets by uuid, one at a
+    time, each written to its own dedup part (every part is then read once per sub-bucket).
+    """
     opts = storage_options or {}
     layout = OutputLayout(output)
     started = time.perf_counter()
-    rows = read_bucket_inputs(layout, bucket, index_uri, **opts)
-    pairs_in = rows.num_rows
-    unique, duplicates = buckets.dedup_pairs(rows)
-    del rows  # the bucket's input is the largest thing a worker holds: free it before writing
-    unique, excluded = buckets.exclude_uuids(
-        unique, read_seen_uuids(exclude_store, bucket, store_tag, **opts)
-    )
-    storage.write_parquet_atomic(layout.dedup_part(bucket), unique, **opts)
-    SparseCounts.from_entry_ids(unique["entry_ids"]).save(layout.bucket_counts(bucket), **opts)
+    rows = sum(_bucket_parts(index_uri, bucket, **opts)["rows"].to_pylist())
+    n_subs = max(1, -(-rows // max_bucket_rows()))
+    subs: list[int | None] = [None] if n_subs == 1 else list(range(n_subs))
+    seen = read_seen_uuids(exclude_store, bucket, store_tag, **opts)
+    totals = {"pairs_in": 0, "pairs_unique": 0, "duplicates": 0, "excluded_seen": 0, "images": 0}
+    counts = []
+    for sub in subs:
+        part = read_bucket_inputs(
+            layout, bucket, index_uri, None if sub is None else (sub, n_subs), **opts
+        )
+        totals["pairs_in"] += part.num_rows
+        unique, duplicates = buckets.dedup_pairs(part)
+        del part  # the bucket's input is the largest thing a worker holds: free it first
+        unique, excluded = buckets.exclude_uuids(unique, seen)
+        storage.write_parquet_atomic(layout.dedup_part(bucket, sub), unique, **opts)
+        counts.append(SparseCounts.from_entry_ids(unique["entry_ids"]))
+        totals["pairs_unique"] += unique.num_rows
+        totals["duplicates"] += duplicates
+        totals["excluded_seen"] += excluded
+        totals["images"] += len(pc.unique(unique["uuid"])) if unique.num_rows else 0
+    SparseCounts.sum(counts).save(layout.bucket_counts(bucket), **opts)
+    dedup_uris = [layout.dedup_part(bucket, sub) for sub in subs]
     return {
         "bucket": bucket,
-        "dedup_uri": layout.dedup_part(bucket),
+        "dedup_uris": dedup_uris,
         "counts_uri": layout.bucket_counts(bucket),
-        "pairs_in": pairs_in,
-        "pairs_unique": unique.num_rows,
-        "duplicates": duplicates,
-        "excluded_seen": excluded,
-        "images": len(pc.unique(unique["uuid"])) if unique.num_rows else 0,
+        **totals,
         "seconds": time.perf_counter() - started,
         "peak_rss_mb": peak_rss_mb(),
-        "outputs": written([layout.dedup_part(bucket), layout.bucket_counts(bucket)], **opts),
+        "outputs": written([*dedup_uris, layout.bucket_counts(bucket)], **opts),
     }
 
 
@@ -408,31 +447,46 @@ def sample_bucket(
     exclude_store: str | None = None,
     store_tag: str = "",
     storage_options: dict[str, Any] | None = None,
+    dedup_uris: Sequence[str] | None = None,
 ) -> dict[str, Any]:
-    """Balanced sampling of one deduplicated bucket into one curated part."""
+    """Balanced sampling of one deduplicated bucket into its curated part (one per sub-bucket
+    where the bucket was deduplicated as sub-buckets: `dedup_uris`, default the one part)."""
     opts = storage_options or {}
     layout = OutputLayout(output)
     started = time.perf_counter()
     probs = _entry_probabilities(counts_uri, t, **opts)
-    table = candidates(storage.read_parquet(layout.dedup_part(bucket), **opts), seed,
-                       one_per_image)
-    mask = balance.sample_mask(
-        table["entry_ids"], table["uuid"].to_pylist(), table["text"].to_pylist(), probs, seed
-    )
-    curated = curated_from_matched(table.filter(pa.array(mask)))
-    outputs = [layout.curated_part(bucket)]
-    storage.write_parquet_atomic(outputs[0], curated, **opts)
+    dedup_uris = list(dedup_uris or [layout.dedup_part(bucket)])
+    subs: list[int | None] = [None] if len(dedup_uris) == 1 else list(range(len(dedup_uris)))
+    outputs, kept_uuids, n_candidates, n_kept = [], [], 0, 0
+    for sub, uri in zip(subs, dedup_uris, strict=True):
+        table = candidates(storage.read_parquet(uri, **opts), seed, one_per_image)
+        mask = balance.sample_mask(
+            table["entry_ids"], table["uuid"].to_pylist(), table["text"].to_pylist(), probs,
+            seed,
+        )
+        curated = curated_from_matched(table.filter(pa.array(mask)))
+        outputs.append(layout.curated_part(bucket, sub))
+        storage.write_parquet_atomic(outputs[-1], curated, **opts)
+        n_candidates, n_kept = n_candidates + table.num_rows, n_kept + curated.num_rows
+        kept_uuids.append(curated["uuid"])
     if exclude_store:
         outputs.append(StoreLayout(exclude_store).part(bucket, store_tag))
-        storage.write_parquet_atomic(outputs[1], pa.table({"uuid": curated["uuid"]}), **opts)
+        uuids = pa.table({"uuid": pa.chunked_array(kept_uuids, pa.string())})
+        storage.write_parquet_atomic(outputs[-1], uuids, **opts)
     return {
         "bucket": bucket,
-        "curated_uri": layout.curated_part(bucket),
-        "candidates": table.num_rows,
-        "rows_kept": curated.num_rows,
+        "curated_uris": outputs[: len(dedup_uris)],
+        "candidates": n_candidates,
+        "rows_kept": n_kept,
         "seconds": time.perf_counter() - started,
         "outputs": written(outputs, **opts),
     }
+
+
+def dedup_parts(run_record: dict[str, Any], bucket: int) -> list[str]:
+    """A finished run's dedup parts of a bucket (one, or one per sub-bucket)."""
+    recorded = (run_record.get("dedup_uris") or {}).get(str(bucket))
+    return list(recorded) if recorded else [OutputLayout(run_record["output"]).dedup_part(bucket)]
 
 
 def rebalanced_summary(
@@ -478,10 +532,8 @@ def iter_candidate_units(
 
     A text's weight is 1 / (texts of its image) when one text per image is drawn, else 1.
     """
-    layout = OutputLayout(output)
-    run = read_json(layout.run_record, **storage_options)
-    for bucket in range(run["n_buckets"]):
-        uri = layout.dedup_part(bucket)
+    run = read_json(OutputLayout(output).run_record, **storage_options)
+    for uri in (u for bucket in range(run["n_buckets"]) for u in dedup_parts(run, bucket)):
         if not storage.exists(uri, **storage_options):
             continue
         table = storage.read_parquet(uri, columns=["uuid", "entry_ids"], **storage_options)

@@ -27,6 +27,10 @@ def bucket_name(bucket: int) -> str:
     return f"{bucket:05d}"
 
 
+def _sub_suffix(sub: int | None) -> str:
+    return "" if sub is None else f"-s{sub:03d}"
+
+
 @dataclass(frozen=True)
 class OutputLayout:
     root: str
@@ -35,8 +39,8 @@ class OutputLayout:
     def curated_dir(self) -> str:
         return join(self.root, "curated")
 
-    def curated_part(self, bucket: int) -> str:
-        return join(self.curated_dir, f"part-{bucket_name(bucket)}.parquet")
+    def curated_part(self, bucket: int, sub: int | None = None) -> str:
+        return join(self.curated_dir, f"part-{bucket_name(bucket)}{_sub_suffix(sub)}.parquet")
 
     @property
     def entry_counts(self) -> str:
@@ -67,8 +71,10 @@ class OutputLayout:
     def bucket_index(self, batches_digest: str) -> str:
         return join(self.root, "_work", f"index-{batches_digest[:16]}.parquet")
 
-    def dedup_part(self, bucket: int) -> str:
-        return join(self.root, "_work", "dedup", f"{bucket_name(bucket)}.parquet")
+    def dedup_part(self, bucket: int, sub: int | None = None) -> str:
+        """A bucket's deduplicated pairs; an oversized bucket has one per sub-bucket."""
+        name = f"{bucket_name(bucket)}{_sub_suffix(sub)}.parquet"
+        return join(self.root, "_work", "dedup", name)
 
     def bucket_counts(self, bucket: int) -> str:
         return join(self.root, "_work", "counts", f"{bucket_name(bucket)}.npz")

@@ -100,14 +100,14 @@ def write_entry_counts(
 @task(
     name="sample",
     cache_key_fn=cache_on(
-        files=("counts_uri", "dedup_uri"),
+        files=("counts_uri", "dedup_uris"),
         params=("bucket", "output", "t", "seed", "one_per_image", "exclude_store", "store_tag"),
     ),
     **IO_TASK_OPTIONS,
 )
 def sample(
     bucket: int,
-    dedup_uri: str,
+    dedup_uris: list[str],
     output: str,
     counts_uri: str,
     t: float,
@@ -117,8 +117,8 @@ def sample(
     store_tag: str = "",
     storage_options: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """`dedup_uri` is the bucket's input; it is named here so that it is part of the key."""
+    """`dedup_uris` are the bucket's input (one part, or one per sub-bucket)."""
     return curation.sample_bucket(
         bucket, output, counts_uri, t, seed, one_per_image, exclude_store, store_tag,
-        storage_options,
+        storage_options, dedup_uris,
     )

@@ -351,3 +351,23 @@ def test_cluster_class_from_the_environment(metadata, tmp_path, monkeypatch):
     state = curate(inputs=FILES[:1], metadata=str(metadata), output=str(tmp_path / "bad"),
                    return_state=True)
     assert state.is_failed() and "must be a JSON object" in state.message
+
+
+def test_oversized_buckets_are_done_as_sub_buckets(metadata, tmp_path, monkeypatch):
+    """A bucket over METACLIP_MAX_BUCKET_ROWS is deduplicated and sampled in parts: the same
+    curated rows and counts as the naive algorithm, and rebalancing reads the parts too."""
+    monkeypatch.setenv("METACLIP_MAX_BUCKET_ROWS", "8")  # ~30 pairs a bucket here
+    output = tmp_path / "out"
+    summary = run(output, metadata)
+    assert len(list((output / "_work" / "dedup").glob("*-s*.parquet"))) > 4
+    assert len(list((output / "curated").glob("*-s*.parquet"))) > 4
+    entries = json.loads(metadata.read_text())
+    kept, counts, _, n_matched = naive_curation(entries)
+    assert curated_rows(output) == kept
+    assert summary["pairs_unique"] == n_matched
+    stored, _ = read_entry_counts(str(output / "entry_counts.parquet"))
+    assert np.array_equal(stored, counts)
+    from flows.rebalance import rebalance
+
+    wide = rebalance(output=str(output), t=10**9, n_workers=1, dashboard_address=":0")
+    assert wide["pairs_curated"] == summary["images_matched"]
