@@ -29,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import save_result  # noqa: E402
 from metaclip import curation, storage  # noqa: E402
+from metaclip.buckets import split_by_bucket  # noqa: E402
 from metaclip.paths import OutputLayout  # noqa: E402
 from metaclip.schemas import MATCHED  # noqa: E402
 
@@ -112,12 +113,12 @@ def generate(rows: int, out: Path, batches: int, n_buckets: int) -> dict:
             batch = table.slice(b * step, step)
             manifest = {"batch_id": f"b{b:05d}", "files": [], "n_buckets": n_buckets,
                         "buckets": [], "rows": [], "sha256": []}
-            for bucket, part in curation.buckets.split_by_bucket(batch, n_buckets).items():
+            for bucket, part in split_by_bucket(batch, n_buckets).items():
                 sha = storage.write_parquet_atomic(layout.matched_part(bucket, f"b{b:05d}"), part)
                 manifest["buckets"].append(bucket)
                 manifest["rows"].append(part.num_rows)
                 manifest["sha256"].append(sha)
-            curation.write_json(layout.manifest(f"b{b:05d}"), manifest)
+            results.write_json(layout.manifest(f"b{b:05d}"), manifest)
             results.append(layout.manifest(f"b{b:05d}"))
     (out / "metadata.json").write_text(json.dumps([f"e{i}" for i in range(N_ENTRIES)]))
     return {"stage": "bucket_write", "seconds": mem.seconds, "peak_rss_mb": mem.peak_mb,

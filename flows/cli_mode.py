@@ -101,10 +101,10 @@ def route_command(
     temperature: Annotated[float, typer.Option()] = _DEFAULTS.temperature,
 ) -> None:
     """Ensemble weight of each expert for a task's class names (MoDE's formula)."""
-    from metaclip.curation import write_json
     from metaclip.mode.kmeans import Centres
     from metaclip.mode.paths import ModeLayout
     from metaclip.mode.routing import read_class_names, route
+    from metaclip.results import write_json
 
     layout = ModeLayout(experts)
     params = RoutingParams(a_offset, a_cutoff, m_scale, m_floor, m_shift, temperature)

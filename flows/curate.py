@@ -15,7 +15,7 @@ from prefect.states import Failed
 
 from flows.runners import dask_task_runner
 from flows.verified import gather_verified
-from metaclip import completion, crawls, curation, summary
+from metaclip import completion, crawls, curation, results, summary
 from metaclip.balance import DEFAULT_T
 from metaclip.buckets import CorruptIntermediateError
 from metaclip.counts import read_entry_counts
@@ -154,7 +154,7 @@ def curate_batches(
     counts_uri = _global_counts([b["counts_uri"] for b in buckets], layout, p, opts)
     counts, _ = read_entry_counts(counts_uri, **opts)
     dedup_uris = {str(b["bucket"]): b["dedup_uris"] for b in buckets}
-    curation.write_json(
+    results.write_json(
         layout.run_record, {**p, "counts_uri": counts_uri, "dedup_uris": dedup_uris}, **opts
     )
     seconds["count"] = time.perf_counter() - started
@@ -176,7 +176,7 @@ def curate_batches(
         },
         stage_seconds=seconds,
     )
-    curation.write_json(layout.summary, result, **opts)
+    results.write_json(layout.summary, result, **opts)
     publish_summary(result)
     card = publish_datacard(p["output"], p["t"], storage_options=opts)
     if run_key:

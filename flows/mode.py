@@ -15,7 +15,6 @@ from prefect.states import Failed
 
 from flows.runners import dask_task_runner
 from flows.verified import gather_verified
-from metaclip.curation import write_json
 from metaclip.errors import UserError
 from metaclip.mode import inputs
 from metaclip.mode.assign import N_EXAMPLES
@@ -23,6 +22,7 @@ from metaclip.mode.embedding import BATCH_SIZE, DEFAULT_ENCODER
 from metaclip.mode.kmeans import N_COARSE, N_FINE, N_ITER, Centres
 from metaclip.mode.paths import ModeLayout, shard_id
 from metaclip.mode.report import cluster_report
+from metaclip.results import write_json
 from tasks.mode import assign_shard, embed_shard, fit_centres, sample_shard
 
 

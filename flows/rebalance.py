@@ -11,7 +11,7 @@ from prefect.states import Failed
 
 from flows.curate import sample_buckets
 from flows.runners import dask_task_runner
-from metaclip import curation, storage
+from metaclip import curation, results, storage
 from metaclip.counts import read_entry_counts
 from metaclip.errors import UserError
 from metaclip.paths import OutputLayout
@@ -45,7 +45,7 @@ def rebalance(
 def _finished_run(layout: OutputLayout, opts: dict[str, Any]) -> tuple[dict, dict]:
     if not storage.exists(layout.run_record, **opts) or not storage.exists(layout.summary, **opts):
         raise UserError(f"no finished curation in {layout.root} (run `metaclip curate` first)")
-    return curation.read_json(layout.run_record, **opts), curation.read_json(layout.summary, **opts)
+    return results.read_json(layout.run_record, **opts), results.read_json(layout.summary, **opts)
 
 
 @flow(name="rebalance-buckets")
@@ -63,8 +63,8 @@ def rebalance_buckets(
     result = curation.rebalanced_summary(
         old, sampled, counts, params["t"], params["seed"], time.perf_counter() - started
     )
-    curation.write_json(layout.run_record, params, **storage_options)
-    curation.write_json(layout.summary, result, **storage_options)
+    results.write_json(layout.run_record, params, **storage_options)
+    results.write_json(layout.summary, result, **storage_options)
     publish_summary(result)
     publish_datacard(params["output"], params["t"], storage_options=storage_options)
     return result

@@ -15,7 +15,7 @@ from typing import Any
 from prefect import Task
 from prefect.futures import PrefectFuture
 
-from metaclip.curation import changed_outputs
+from metaclip.results import changed_outputs
 
 
 def gather_verified(

@@ -16,8 +16,8 @@ from typing import Any
 import orjson
 
 from metaclip.cachekeys import make_key
-from metaclip.curation import changed_outputs, read_json, write_json, written
 from metaclip.paths import OutputLayout
+from metaclip.results import changed_outputs, read_json, write_json, written
 
 RUN_KEY_NAME = "curate-run"
 

@@ -15,7 +15,7 @@ from matplotlib import image as mpimg
 from typer.testing import CliRunner
 
 from flows.cli_stats import register
-from metaclip import balance, datacard, storage
+from metaclip import balance, datacard, expected_size, storage
 from metaclip.counts import SparseCounts, entry_counts_table
 from metaclip.errors import UserError
 from metaclip.schemas import CURATED
@@ -50,11 +50,11 @@ def test_expected_sizes_equal_the_direct_sum(monkeypatch):
     ts = np.array([0.5, 1, 7, 40, 333.3, 1e6])
     direct = [sum(w * naive_keep_probability(r, counts.tolist(), t) for r, w in
                   zip(rows, weights, strict=True)) for t in ts]
-    monkeypatch.setattr(datacard, "_BLOCK_CELLS", 64)  # many blocks: their seams must not show
+    monkeypatch.setattr(expected_size, "_BLOCK_CELLS", 64)  # many blocks: their seams must not show
     chunks = [(pa.array(rows[i : i + 700], type=LIST), weights[i : i + 700])
               for i in range(0, len(rows), 700)]
-    np.testing.assert_allclose(datacard.expected_sizes(chunks, counts, ts), direct, rtol=1e-9)
-    assert datacard.expected_sizes(chunks, counts, [1e6])[0] == pytest.approx(weights.sum())
+    np.testing.assert_allclose(expected_size.expected_sizes(chunks, counts, ts), direct, rtol=1e-9)
+    assert expected_size.expected_sizes(chunks, counts, [1e6])[0] == pytest.approx(weights.sum())
 
 
 def test_expected_size_is_the_mean_of_seeded_samplings():
@@ -65,7 +65,7 @@ def test_expected_size_is_the_mean_of_seeded_samplings():
     keep = balance.keep_probabilities(ids, balance.entry_probabilities(counts, t))
     uuids, texts = [f"{i:024x}" for i in range(len(rows))], ["a caption"] * len(rows)
     kept = np.array([balance.uniform_draws(s, uuids, texts) < keep for s in range(seeds)])
-    scan = datacard.scan_candidates([(ids, np.ones(len(rows)))], counts, t, np.array([t]))
+    scan = expected_size.scan_candidates([(ids, np.ones(len(rows)))], counts, t, np.array([t]))
     stderr = math.sqrt((keep * (1 - keep)).sum() / seeds)
     assert abs(kept.sum(axis=1).mean() - scan.sizes[0]) <= 5 * stderr
     # The "after" curve: each entry's expected count against its sampled mean.
@@ -91,7 +91,7 @@ def test_expected_size_with_one_text_drawn_per_image():
         sizes.append((rng.random(len(pick)) < keep[pick]).sum())
     image_keep = np.add.reduceat(keep * weights, first)  # P(image kept): a mixture
     stderr = math.sqrt((image_keep * (1 - image_keep)).sum() / len(sizes))
-    expected = datacard.expected_sizes([(pa.array(rows, type=LIST), weights)], counts, [t])[0]
+    expected = expected_size.expected_sizes([(pa.array(rows, type=LIST), weights)], counts, [t])[0]
     assert expected == pytest.approx(image_keep.sum())
     assert abs(np.mean(sizes) - expected) <= 5 * stderr
 
@@ -99,20 +99,20 @@ def test_expected_size_with_one_text_drawn_per_image():
 def test_t_for_a_target_with_a_success_rate():
     rows = zipf_rows(2000, 100, seed=6)
     counts, units = counts_of(rows, 100), [(pa.array(rows, type=LIST), np.ones(2000))]
-    ts = datacard.t_grid(counts, 20)
-    sizes = datacard.expected_sizes(units, counts, ts)
+    ts = expected_size.t_grid(counts, 20)
+    sizes = expected_size.expected_sizes(units, counts, ts)
 
     def sizes_at(grid: np.ndarray) -> np.ndarray:
-        return datacard.expected_sizes(units, counts, grid)
+        return expected_size.expected_sizes(units, counts, grid)
 
-    row = datacard.solve_t(sizes_at, ts, sizes, 1000, success_rate=0.85, passes=2)
+    row = expected_size.solve_t(sizes_at, ts, sizes, 1000, success_rate=0.85, passes=2)
     assert row["target_curated"] == pytest.approx(1000 / 0.85)
     reached = sizes_at(np.array([row["t"]]))[0]
     assert reached * 0.85 == pytest.approx(1000, rel=1e-3)
-    far = datacard.solve_t(sizes_at, ts, sizes, 10**6, success_rate=0.9)
+    far = expected_size.solve_t(sizes_at, ts, sizes, 10**6, success_rate=0.9)
     assert far["t"] is None and "unreachable" in far["note"]
     with pytest.raises(UserError):
-        datacard.solve_t(sizes_at, ts, sizes, 1000, success_rate=1.5)
+        expected_size.solve_t(sizes_at, ts, sizes, 1000, success_rate=1.5)
 
 
 # --------------------------------------------------------------------------- a run on disk
@@ -173,7 +173,7 @@ def test_card_files_plots_markdown_and_json(tmp_path):
     assert doc["distribution"]["entries_over_t"] == balance.entries_over_t(run.counts, 30.0)
     assert doc["top_before"][0]["count"] == run.counts.max()
     assert doc["top_before"][0]["after"] == run.curated_counts[doc["top_before"][0]["entry_id"]]
-    exact = datacard.expected_sizes(units_of(rows)(), run.counts, [30.0])[0]
+    exact = expected_size.expected_sizes(units_of(rows)(), run.counts, [30.0])[0]
     assert doc["expected_size"]["at_t"] == pytest.approx(exact)
     assert abs(doc["pairs"]["curated"] - exact) < 5 * math.sqrt(exact)  # the real draw agrees
     assert doc["targets"][0]["t"] > 0 and doc["targets"][1]["t"] is None

@@ -15,10 +15,10 @@ import pyarrow as pa
 
 from metaclip import storage
 from metaclip.balance import uniform_draws
-from metaclip.curation import written
 from metaclip.mode.embedding import load_array, save_array
 from metaclip.mode.kmeans import Centres
 from metaclip.mode.paths import ModeLayout
+from metaclip.results import written
 from metaclip.schemas import CURATED
 
 # Expert parts: the curated columns (img2dataset reads url/caption) plus where the pair fell.

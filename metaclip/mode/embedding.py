@@ -19,8 +19,8 @@ from typing import Any, Protocol
 import numpy as np
 
 from metaclip import storage
-from metaclip.curation import written
 from metaclip.errors import UserError
+from metaclip.results import written
 
 DEFAULT_ENCODER = "all-MiniLM-L6-v2"
 SIMCSE = "princeton-nlp/sup-simcse-bert-base-uncased"

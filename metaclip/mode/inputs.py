@@ -8,11 +8,11 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from metaclip import storage
-from metaclip.curation import written
 from metaclip.errors import UserError
 from metaclip.mode.embedding import load_array
 from metaclip.mode.kmeans import N_COARSE, N_FINE, N_ITER, fit_centres
 from metaclip.paths import OutputLayout
+from metaclip.results import written
 
 SAMPLE_SIZE = 1_000_000
 

@@ -1,0 +1,124 @@
+"""Stage 1, a batch of input files: extract pairs, identify languages, match against the
+metadata, split the matched rows by uuid bucket; a manifest written last commits the batch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from metaclip import buckets, storage
+from metaclip.curation.plan import format_of
+from metaclip.lid import LanguageIdentifier, keep_languages
+from metaclip.matching import Matcher, get_matcher
+from metaclip.metadata import load_metadata
+from metaclip.pairs import ExtractStats, concat_pairs
+from metaclip.paths import OutputLayout
+from metaclip.results import peak_rss_mb, write_json, written
+from metaclip.schemas import ENTRY_IDS, LANGUAGE
+from metaclip.warc import extract_warc_file
+from metaclip.wat import extract_wat_file
+
+Extractor = Callable[..., tuple[pa.Table, ExtractStats]]
+EXTRACTORS: dict[str, Extractor] = {"wat": extract_wat_file, "warc": extract_warc_file}
+
+
+def matcher_for(metadata_uri: str, metadata_sha256: str, **storage_options: Any) -> Matcher:
+    """This process's matcher for the metadata file (built or loaded at most once)."""
+
+    def entries() -> list[str]:
+        metadata = load_metadata(metadata_uri, **storage_options)
+        if metadata.sha256 != metadata_sha256:
+            raise RuntimeError(f"metadata changed during the run: {metadata_uri}")
+        return metadata.entries
+
+    return get_matcher(metadata_sha256, entries)
+
+
+def extract_files(
+    files: Sequence[str], fmt: str = "auto", **storage_options: Any
+) -> tuple[pa.Table, ExtractStats]:
+    stats = ExtractStats()
+    tables = []
+    for uri in files:
+        table, file_stats = EXTRACTORS[format_of(uri, fmt)](uri, **storage_options)
+        tables.append(table)
+        stats.merge(file_stats)
+    return concat_pairs(tables), stats
+
+
+def match_pairs(pairs: pa.Table, matcher: Matcher) -> tuple[pa.Table, int]:
+    """Attach entry ids and keep matched rows: (matched table, number of unmatched rows)."""
+    entry_ids = matcher.match_arrow(pairs["text"])
+    table = pairs.append_column(ENTRY_IDS, entry_ids)
+    matched = table.filter(pc.greater(pc.list_value_length(table["entry_ids"]), 0))
+    return matched, pairs.num_rows - matched.num_rows
+
+
+def process_batch(
+    files: Sequence[str],
+    batch_id: str,
+    output: str,
+    metadata_uri: str,
+    metadata_sha256: str,
+    n_buckets: int,
+    fmt: str = "auto",
+    languages: Sequence[str] | None = None,
+    storage_options: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Extract and match a batch of files; write its matched pairs split by uuid bucket.
+
+    `languages`: keep only texts that fastText identifies as one of these (None: keep all).
+
+    The manifest is written last: a batch without one is unfinished and read by no one.
+    """
+    opts = storage_options or {}
+    layout = OutputLayout(output)
+    started = time.perf_counter()
+    pairs, stats = extract_files(files, fmt, **opts)
+    if languages:
+        pairs, other_language = keep_languages(pairs, list(languages), LanguageIdentifier())
+        stats.skip("other_language", other_language)
+    else:
+        pairs = pairs.append_column(LANGUAGE[0], pa.nulls(pairs.num_rows, pa.string()))
+        pairs = pairs.append_column(LANGUAGE[1], pa.nulls(pairs.num_rows, pa.float32()))
+    extracted = time.perf_counter()
+    matched, unmatched = match_pairs(pairs, matcher_for(metadata_uri, metadata_sha256, **opts))
+    matched_at = time.perf_counter()
+    manifest: dict[str, Any] = {
+        "batch_id": batch_id, "files": list(files), "n_buckets": n_buckets,
+        "buckets": [], "rows": [], "sha256": [],
+    }
+    for bucket, rows in buckets.split_by_bucket(matched, n_buckets).items():
+        sha = storage.write_parquet_atomic(layout.matched_part(bucket, batch_id), rows, **opts)
+        manifest["buckets"].append(bucket)
+        manifest["rows"].append(rows.num_rows)
+        manifest["sha256"].append(sha)
+    manifest_sha = write_json(layout.manifest(batch_id), manifest, **opts)
+    return {
+        "batch_id": batch_id,
+        "manifest_uri": layout.manifest(batch_id),
+        "manifest_sha256": manifest_sha,
+        "extract": stats.to_dict(),
+        "pairs_matched": matched.num_rows,
+        "pairs_unmatched": unmatched,
+        "seconds": {
+            "extract": extracted - started,
+            "match": matched_at - extracted,
+            "write": time.perf_counter() - matched_at,
+        },
+        "peak_rss_mb": peak_rss_mb(),
+        "outputs": written([layout.manifest(batch_id)], **opts),
+    }
+
+
+def batches_digest(batches: Iterable[dict[str, Any]]) -> str:
+    """Identity of a set of committed batches: what every bucket task reads from."""
+    items = sorted((b["batch_id"], b["manifest_sha256"]) for b in batches)
+    return hashlib.sha256(orjson.dumps(items)).hexdigest()

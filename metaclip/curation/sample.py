@@ -1,0 +1,125 @@
+"""Stage 4, balanced sampling of each deduplicated bucket; the candidate units of a finished
+run (for the data card's expected sizes); a run's summary after rebalancing.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from metaclip import balance, storage
+from metaclip.counts import read_entry_counts
+from metaclip.curation.bucket import dedup_parts
+from metaclip.paths import OutputLayout, StoreLayout
+from metaclip.results import read_json, written
+from metaclip.schemas import curated_from_matched
+
+_PROBS: dict[tuple[str, float], np.ndarray] = {}
+
+
+def _entry_probabilities(counts_uri: str, t: float, **storage_options: Any) -> np.ndarray:
+    key = (counts_uri, t)
+    if key not in _PROBS:
+        counts, _ = read_entry_counts(counts_uri, **storage_options)
+        _PROBS.clear()  # one run's probabilities at a time per process
+        _PROBS[key] = balance.entry_probabilities(counts, t)
+    return _PROBS[key]
+
+
+def candidates(table: pa.Table, seed: int, one_per_image: bool) -> pa.Table:
+    """The rows that get a keep draw: one text per image, or every (image, text) pair."""
+    if not one_per_image or table.num_rows == 0:
+        return table
+    chosen = balance.choose_one_per_image(table["uuid"].combine_chunks(),
+                                          table["text"].to_pylist(), seed)
+    return table.take(pa.array(chosen))
+
+
+def sample_bucket(
+    bucket: int,
+    output: str,
+    counts_uri: str,
+    t: float,
+    seed: int,
+    one_per_image: bool = True,
+    exclude_store: str | None = None,
+    store_tag: str = "",
+    storage_options: dict[str, Any] | None = None,
+    dedup_uris: Sequence[str] | None = None,
+) -> dict[str, Any]:
+    """Balanced sampling of one deduplicated bucket into its curated part (one per sub-bucket
+    where the bucket was deduplicated as sub-buckets: `dedup_uris`, default the one part)."""
+    opts = storage_options or {}
+    layout = OutputLayout(output)
+    started = time.perf_counter()
+    probs = _entry_probabilities(counts_uri, t, **opts)
+    dedup_uris = list(dedup_uris or [layout.dedup_part(bucket)])
+    subs: list[int | None] = [None] if len(dedup_uris) == 1 else list(range(len(dedup_uris)))
+    outputs, kept_uuids, n_candidates, n_kept = [], [], 0, 0
+    for sub, uri in zip(subs, dedup_uris, strict=True):
+        table = candidates(storage.read_parquet(uri, **opts), seed, one_per_image)
+        mask = balance.sample_mask(
+            table["entry_ids"], table["uuid"].to_pylist(), table["text"].to_pylist(), probs,
+            seed,
+        )
+        curated = curated_from_matched(table.filter(pa.array(mask)))
+        outputs.append(layout.curated_part(bucket, sub))
+        storage.write_parquet_atomic(outputs[-1], curated, **opts)
+        n_candidates, n_kept = n_candidates + table.num_rows, n_kept + curated.num_rows
+        kept_uuids.append(curated["uuid"])
+    if exclude_store:
+        outputs.append(StoreLayout(exclude_store).part(bucket, store_tag))
+        uuids = pa.table({"uuid": pa.chunked_array(kept_uuids, pa.string())})
+        storage.write_parquet_atomic(outputs[-1], uuids, **opts)
+    return {
+        "bucket": bucket,
+        "curated_uris": outputs[: len(dedup_uris)],
+        "candidates": n_candidates,
+        "rows_kept": n_kept,
+        "seconds": time.perf_counter() - started,
+        "outputs": written(outputs, **opts),
+    }
+
+
+def rebalanced_summary(
+    old: dict[str, Any],
+    sampled: Sequence[dict[str, Any]],
+    counts: np.ndarray,
+    t: float,
+    seed: int,
+    seconds: float,
+) -> dict[str, Any]:
+    """A run's summary after sampling again with another t or seed."""
+    return {
+        **old,
+        "t": t,
+        "seed": seed,
+        "p": balance.t_to_p(counts, t),
+        "entries_over_t": balance.entries_over_t(counts, t),
+        "pairs_curated": sum(int(s["rows_kept"]) for s in sampled),
+        "rebalanced": {"from_t": old["t"], "from_seed": old["seed"], "seconds": seconds},
+    }
+
+
+def iter_candidate_units(
+    output: str, one_per_image: bool = True, **storage_options: Any
+) -> Iterator[tuple[pa.ListArray, np.ndarray]]:
+    """Per bucket: entry ids of every matched text and its weight in the expected size.
+
+    A text's weight is 1 / (texts of its image) when one text per image is drawn, else 1.
+    """
+    run = read_json(OutputLayout(output).run_record, **storage_options)
+    for uri in (u for bucket in range(run["n_buckets"]) for u in dedup_parts(run, bucket)):
+        if not storage.exists(uri, **storage_options):
+            continue
+        table = storage.read_parquet(uri, columns=["uuid", "entry_ids"], **storage_options)
+        weights = np.ones(table.num_rows)
+        if one_per_image and table.num_rows:
+            uuids = table["uuid"].combine_chunks().dictionary_encode()
+            per_image = np.bincount(uuids.indices.to_numpy())
+            weights = 1.0 / per_image[uuids.indices.to_numpy()]
+        yield table["entry_ids"].combine_chunks(), weights
