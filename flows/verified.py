@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from prefect import Task
+from prefect import Task, get_run_logger
 from prefect.futures import PrefectFuture
 
 from metaclip.results import changed_outputs
@@ -25,11 +25,24 @@ def gather_verified(
 ) -> list[dict[str, Any]]:
     """Submit task(*args, **kwargs) for each call; return results whose outputs are intact."""
     futures: list[PrefectFuture] = [task.submit(*a, **kw) for a, kw in calls]
-    results = [f.result() for f in futures]
+    results = _results_with_progress(futures, task.name)
     stale = [i for i, r in enumerate(results) if changed_outputs(r, **storage_options)]
     if stale:
         redo = task.with_options(refresh_cache=True)
         again = {i: redo.submit(*calls[i][0], **calls[i][1]) for i in stale}
         for i, future in again.items():
             results[i] = future.result()
+    return results
+
+
+def _results_with_progress(futures: Sequence[PrefectFuture], name: str) -> list[dict[str, Any]]:
+    """Results in submission order, logging `name: k/n done` about every tenth of a stage: the
+    progress line of a long stage in the terminal and in the UI's flow-run log."""
+    logger = get_run_logger()
+    step = max(1, len(futures) // 10)
+    results = []
+    for done, future in enumerate(futures, 1):
+        results.append(future.result())
+        if len(futures) > 1 and (done % step == 0 or done == len(futures)):
+            logger.info("%s: %d/%d done", name, done, len(futures))
     return results
