@@ -31,6 +31,7 @@ from bench.common import save_result  # noqa: E402
 from metaclip import curation, storage  # noqa: E402
 from metaclip.buckets import split_by_bucket  # noqa: E402
 from metaclip.paths import OutputLayout  # noqa: E402
+from metaclip.results import write_json  # noqa: E402
 from metaclip.schemas import MATCHED  # noqa: E402
 
 N_ENTRIES = 500_000
@@ -118,7 +119,7 @@ def generate(rows: int, out: Path, batches: int, n_buckets: int) -> dict:
                 manifest["buckets"].append(bucket)
                 manifest["rows"].append(part.num_rows)
                 manifest["sha256"].append(sha)
-            results.write_json(layout.manifest(f"b{b:05d}"), manifest)
+            write_json(layout.manifest(f"b{b:05d}"), manifest)
             results.append(layout.manifest(f"b{b:05d}"))
     (out / "metadata.json").write_text(json.dumps([f"e{i}" for i in range(N_ENTRIES)]))
     return {"stage": "bucket_write", "seconds": mem.seconds, "peak_rss_mb": mem.peak_mb,
