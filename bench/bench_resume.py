@@ -43,9 +43,9 @@ def prepare(files: int, size_mb: float) -> tuple[list[Path], Path]:
 
 def curate(wats: list[Path], metadata: Path, output: Path, args: argparse.Namespace,
            env: dict) -> float:
-    cmd = [sys.executable, "-m", "flows.cli", "curate", *map(str, wats), "--metadata",
-           str(metadata), "--output", str(output), "--batch-size", str(args.batch_size),
-           "--buckets", "16", "--workers", str(args.workers)]
+    cmd = [sys.executable, "-m", "metaclip_prefect.flows.cli", "curate", *map(str, wats),
+           "--metadata", str(metadata), "--output", str(output),
+           "--batch-size", str(args.batch_size), "--buckets", "16", "--workers", str(args.workers)]
     start = time.perf_counter()
     log = output.parent / "runs.log"
     log.parent.mkdir(parents=True, exist_ok=True)

@@ -67,7 +67,7 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.setdefault("DO_NOT_TRACK", "1")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    from flows.build_metadata import build_metadata
+    from metaclip_prefect.flows.build_metadata import build_metadata
 
     with tempfile.TemporaryDirectory(prefix="metaclip-bench-") as tmp:
         prov = build_metadata(

@@ -15,10 +15,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from metaclip_prefect.flows.runners import dask_task_runner
 from prefect import Task, flow, get_run_logger
 from prefect.states import Failed
 
-from flows.runners import dask_task_runner
 from metaclip.errors import UserError
 from metaclip.metadata.plan import BuildPlan, Thresholds, plan_build
 from metaclip.metadata.sources import SourceList
@@ -29,7 +29,7 @@ Calls = list[tuple[tuple[Any, ...], dict[str, Any]]]
 
 def _run(task: Task, calls: Calls, refresh: bool, opts: dict[str, Any]) -> list[Any]:
     """Run calls in parallel; a cached result whose outputs are gone or were overwritten since
-    (result.intact() says) is computed again, as flows.verified does for dict results."""
+    (result.intact() says) is computed again, as flows/verified.py does for dict results."""
     task = task.with_options(refresh_cache=True) if refresh else task
     futures = [task.submit(*args, **kwargs) for args, kwargs in calls]
     results = [f.result() for f in futures]

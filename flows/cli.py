@@ -113,7 +113,8 @@ def curate(
     workers: Annotated[int | None, typer.Option(help="Local cluster worker processes.")] = None,
 ) -> None:
     """Extract, match, count and balance: a curated, img2dataset-ready set."""
-    from flows.curate import curate as curate_flow
+    from metaclip_prefect.flows.curate import curate as curate_flow
+
     from metaclip.curation import preflight
 
     if not inputs and not crawl:
@@ -159,7 +160,7 @@ def rebalance(
     workers: Annotated[int | None, typer.Option(help="Local cluster worker processes.")] = None,
 ) -> None:
     """Sample again with a new t or seed: no extraction, matching or counting again."""
-    from flows.rebalance import rebalance as rebalance_flow
+    from metaclip_prefect.flows.rebalance import rebalance as rebalance_flow
 
     result = run_flow(
         rebalance_flow, output=output, t=t, seed=seed, dask_address=dask_address,
@@ -177,7 +178,7 @@ def demo(
     workers: Annotated[int | None, typer.Option(help="Local cluster worker processes.")] = None,
 ) -> None:
     """Curate the WAT files shipped with the package (offline, a minute on 2 cores)."""
-    from flows.curate import curate as curate_flow
+    from metaclip_prefect.flows.curate import curate as curate_flow
 
     data = importlib.resources.files("metaclip") / "demo_data"
     result = run_flow(
@@ -197,7 +198,8 @@ def _register_optional_commands() -> None:
     """Subcommands owned by other modules (metadata building, data card, data experts)."""
     import importlib
 
-    for module in ("flows.cli_stats", "flows.cli_metadata", "flows.cli_mode"):
+    for name in ("cli_stats", "cli_metadata", "cli_mode"):
+        module = f"metaclip_prefect.flows.{name}"
         try:
             register = importlib.import_module(module).register
         except ImportError:

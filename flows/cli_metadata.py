@@ -112,8 +112,9 @@ def build_metadata_command(
     refresh: Annotated[bool, typer.Option(help="Ignore Prefect's cached task results.")] = False,
 ) -> None:
     """Build MetaCLIP's metadata entry list from WordNet, Wikipedia n-grams and titles."""
-    from flows.build_metadata import build_metadata
-    from flows.cli import fail, run_flow
+    from metaclip_prefect.flows.build_metadata import build_metadata
+    from metaclip_prefect.flows.cli import fail, run_flow
+
     from metaclip.metadata.plan import Thresholds, plan_build
 
     options: dict[str, Any] = {
@@ -166,7 +167,8 @@ def inspect_metadata_command(
     ] = None,
 ) -> None:
     """Summarise a built metadata folder, or tell where given entries come from."""
-    from flows.cli import fail
+    from metaclip_prefect.flows.cli import fail
+
     from metaclip.metadata.inspection import lookup, read_provenance
 
     try:

@@ -58,8 +58,9 @@ def experts_command(
     workers: Annotated[int | None, typer.Option(help="Local cluster worker processes.")] = None,
 ) -> None:
     """Embed curated captions, cluster them, write one img2dataset-ready dataset per expert."""
-    from flows.cli import run_flow
-    from flows.mode import data_experts
+    from metaclip_prefect.flows.cli import run_flow
+    from metaclip_prefect.flows.mode import data_experts
+
     from metaclip.mode.inputs import curated_shards
 
     try:

@@ -10,20 +10,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from prefect import flow, get_run_logger
-from prefect.states import Failed
-
-from flows.runners import dask_task_runner
-from flows.verified import gather_verified
-from metaclip import completion, crawls, curation, results, summary
-from metaclip.balance import DEFAULT_T
-from metaclip.buckets import CorruptIntermediateError
-from metaclip.counts import read_entry_counts
-from metaclip.errors import UserError
-from metaclip.lid import DEFAULT_LANGUAGES
-from metaclip.paths import OutputLayout
-from tasks.artifacts import publish_summary
-from tasks.curate import (
+from metaclip_prefect.flows.runners import dask_task_runner
+from metaclip_prefect.flows.verified import gather_verified
+from metaclip_prefect.tasks.artifacts import publish_summary
+from metaclip_prefect.tasks.curate import (
     dedup_and_count,
     extract_and_match,
     index_buckets,
@@ -31,7 +21,17 @@ from tasks.curate import (
     sample,
     write_entry_counts,
 )
-from tasks.datacard import publish_datacard
+from metaclip_prefect.tasks.datacard import publish_datacard
+from prefect import flow, get_run_logger
+from prefect.states import Failed
+
+from metaclip import completion, crawls, curation, results, summary
+from metaclip.balance import DEFAULT_T
+from metaclip.buckets import CorruptIntermediateError
+from metaclip.counts import read_entry_counts
+from metaclip.errors import UserError
+from metaclip.lid import DEFAULT_LANGUAGES
+from metaclip.paths import OutputLayout
 
 
 @flow(name="curate", log_prints=True)

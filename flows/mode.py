@@ -10,11 +10,12 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from metaclip_prefect.flows.runners import dask_task_runner
+from metaclip_prefect.flows.verified import gather_verified
+from metaclip_prefect.tasks.mode import assign_shard, embed_shard, fit_centres, sample_shard
 from prefect import flow, get_run_logger
 from prefect.states import Failed
 
-from flows.runners import dask_task_runner
-from flows.verified import gather_verified
 from metaclip.errors import UserError
 from metaclip.mode import inputs
 from metaclip.mode.assign import N_EXAMPLES
@@ -23,7 +24,6 @@ from metaclip.mode.kmeans import N_COARSE, N_FINE, N_ITER, Centres
 from metaclip.mode.paths import ModeLayout, shard_id
 from metaclip.mode.report import cluster_report
 from metaclip.results import write_json
-from tasks.mode import assign_shard, embed_shard, fit_centres, sample_shard
 
 
 @flow(name="data-experts", log_prints=True)

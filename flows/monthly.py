@@ -13,17 +13,17 @@ from contextlib import contextmanager
 from typing import Any
 from uuid import UUID
 
+from metaclip_prefect.flows.curate import curate
+from metaclip_prefect.tasks.retry import IO_TASK_OPTIONS
 from prefect import flow, get_client, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 from prefect.states import Failed
 
-from flows.curate import curate
 from metaclip import crawls
 from metaclip.balance import DEFAULT_T
 from metaclip.errors import UserError
-from tasks.retry import IO_TASK_OPTIONS
 
 # Retries as every I/O task, but no cache: the crawl list and the done crawls change.
 _IO = {

@@ -6,17 +6,17 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from metaclip_prefect.flows.curate import sample_buckets
+from metaclip_prefect.flows.runners import dask_task_runner
+from metaclip_prefect.tasks.artifacts import publish_summary
+from metaclip_prefect.tasks.datacard import publish_datacard
 from prefect import flow, get_run_logger
 from prefect.states import Failed
 
-from flows.curate import sample_buckets
-from flows.runners import dask_task_runner
 from metaclip import curation, results, storage
 from metaclip.counts import read_entry_counts
 from metaclip.errors import UserError
 from metaclip.paths import OutputLayout
-from tasks.artifacts import publish_summary
-from tasks.datacard import publish_datacard
 
 
 @flow(name="rebalance", log_prints=True)

@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from metaclip_prefect.tasks.retry import IO_TASK_OPTIONS
 from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from metaclip import datacard
-from tasks.retry import IO_TASK_OPTIONS
 
 # Not cached: the artifacts must be published on every run, and the card is cheap next to a run.
 _OPTIONS = {k: v for k, v in IO_TASK_OPTIONS.items() if k != "persist_result"}

@@ -1,7 +1,7 @@
 """Prefect tasks for building metadata: thin wrappers over metaclip.metadata.
 
 Each task does a batch of files or one partition. Transient I/O failures are retried (see
-tasks.retry). Results are persisted and keyed with tasks.caching.cache_on, so a rerun skips
+tasks/retry.py). Results are persisted and keyed with tasks/caching.py cache_on, so a rerun skips
 finished work (the flow recomputes a cached result whose outputs are gone, and the library also
 reuses finished, content-addressed outputs by itself). The final merge is never cached: it is
 cheap, and it writes the files users look at.
@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from metaclip_prefect.tasks.caching import cache_on
+from metaclip_prefect.tasks.retry import IO_TASK_OPTIONS
 from prefect import task
 
 from metaclip.metadata import build, ngrams, pmi, titles, wordnet
@@ -19,8 +21,6 @@ from metaclip.metadata.ngrams import NgramBatch
 from metaclip.metadata.pmi import JoinedPartition, ScoredPartition, UnigramPartition
 from metaclip.metadata.sources import SourceList
 from metaclip.metadata.titles import TitleBatch
-from tasks.caching import cache_on
-from tasks.retry import IO_TASK_OPTIONS
 
 Options = dict[str, Any] | None
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from metaclip_prefect.tasks.caching import cache_on
+from metaclip_prefect.tasks.retry import IO_TASK_OPTIONS
 from prefect import task
 
 from metaclip.mode import assign, embedding, inputs
-from tasks.caching import cache_on
-from tasks.retry import IO_TASK_OPTIONS
 
 
 @task(

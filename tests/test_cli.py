@@ -8,9 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from metaclip_prefect.flows.cli import app
 from typer.testing import CliRunner
-
-from flows.cli import app
 
 WAT = Path(__file__).parent / "data" / "wat"
 runner = CliRunner()
@@ -59,7 +58,7 @@ def test_input_that_matches_nothing(tmp_path):
 
 def test_exit_code_in_a_real_process(tmp_path):
     proc = subprocess.run(
-        [sys.executable, "-m", "flows.cli", "curate", str(WAT), "--metadata",
+        [sys.executable, "-m", "metaclip_prefect.flows.cli", "curate", str(WAT), "--metadata",
          str(tmp_path / "missing.json"), "--output", str(tmp_path / "out")],
         capture_output=True, text=True, timeout=120,
     )
@@ -76,7 +75,8 @@ def test_curate_in_ephemeral_mode(tmp_path):
     env.update(PREFECT_HOME=str(tmp_path / "prefect-home"), DO_NOT_TRACK="1",
                PREFECT_SERVER_ANALYTICS_ENABLED="false")
     proc = subprocess.run(
-        [sys.executable, "-m", "flows.cli", "curate", str(WAT / "fixture-0000.warc.wat.gz"),
+        [sys.executable, "-m", "metaclip_prefect.flows.cli", "curate",
+         str(WAT / "fixture-0000.warc.wat.gz"),
          "--metadata", str(tmp_path / "meta.json"), "--output", str(tmp_path / "out"),
          "--workers", "1", "--languages", "all", "--t", "5"],
         capture_output=True, text=True, timeout=300, env=env,

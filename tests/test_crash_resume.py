@@ -19,9 +19,8 @@ from pathlib import Path
 import psutil
 import pyarrow.parquet as pq
 import pytest
+from metaclip_prefect.flows.curate import curate
 from prefect import get_client
-
-from flows.curate import curate
 
 WAT = Path(__file__).parent / "data" / "wat"
 ENTRIES = ["Home", "Logo", "the", "Foto", "image", "of", "und", "der", "die", "in", "and"]
@@ -59,7 +58,7 @@ def rows(output: Path) -> set:
 
 def start(setup, output: Path) -> subprocess.Popen:
     inputs, metadata, _, env, root = setup
-    cmd = [sys.executable, "-m", "flows.cli", "curate", str(inputs), "--metadata",
+    cmd = [sys.executable, "-m", "metaclip_prefect.flows.cli", "curate", str(inputs), "--metadata",
            str(metadata), "--output", str(output), "--workers", "2",
            *[f"--{k.replace('_', '-')}={v}" for k, v in PARAMS.items() if k != "n_buckets"],
            f"--buckets={PARAMS['n_buckets']}"]

@@ -12,9 +12,9 @@ import pyarrow as pa
 import pytest
 import typer
 from matplotlib import image as mpimg
+from metaclip_prefect.flows.cli_stats import register
 from typer.testing import CliRunner
 
-from flows.cli_stats import register
 from metaclip import balance, datacard, expected_size, storage
 from metaclip.counts import SparseCounts, entry_counts_table
 from metaclip.errors import UserError
@@ -284,11 +284,10 @@ def test_cli_stats_and_compare(app, tmp_path):
 @pytest.mark.slow
 @pytest.mark.usefixtures("prefect_server")
 def test_publish_datacard_writes_files_and_artifacts(tmp_path, monkeypatch):
+    from metaclip_prefect.tasks.datacard import publish_datacard
     from prefect import flow
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
-
-    from tasks.datacard import publish_datacard
 
     write_run(tmp_path / "run", seed=12)
     monkeypatch.setattr(datacard, "candidate_source", lambda output: lambda: list(

@@ -29,9 +29,9 @@ from typing import Any
 import httpx
 import pytest
 import yaml
+from metaclip_prefect.flows.monthly import curate_new_crawl
 from prefect import Flow
 
-from flows.monthly import curate_new_crawl
 from metaclip import crawls
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -213,7 +213,7 @@ def test_curate_deployment_runs_the_demo(demo_run: Path):
 
 
 def test_curate_run_publishes_summary_and_output_artifacts(stack: Stack, demo_run: Path):
-    """Needs flows/curate.py to call tasks.artifacts.publish_summary(summary)."""
+    """Needs the curate flow to publish the summary (tasks/artifacts.py)."""
     summary = json.loads((demo_run / "summary.json").read_text())
     tables = [json.loads(a["data"]) for a in artifacts(stack, "curation-summary")]
     assert {"field": "pairs_curated", "value": f"{summary['pairs_curated']:,}"} in [

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+from metaclip_prefect.flows.curate import curate
 
-from flows.curate import curate
 from metaclip.balance import uniform_draws
 from metaclip.counts import read_entry_counts
 from metaclip.wat import extract_wat_file
@@ -242,7 +242,7 @@ def test_new_t_changes_only_balancing(first_run, metadata, tmp_path):
 
 
 def test_rebalance_flow_reads_matches_and_counts_only(first_run, metadata):
-    from flows.rebalance import rebalance
+    from metaclip_prefect.flows.rebalance import rebalance
 
     output, summary = first_run
     rows = curated_rows(output)
@@ -258,7 +258,7 @@ def test_rebalance_flow_reads_matches_and_counts_only(first_run, metadata):
 
 
 def test_rebalance_without_a_run_is_one_line(tmp_path):
-    from flows.rebalance import rebalance
+    from metaclip_prefect.flows.rebalance import rebalance
 
     state = rebalance(output=str(tmp_path), t=5, return_state=True)
     assert state.is_failed() and "no finished curation" in state.message
@@ -367,7 +367,7 @@ def test_oversized_buckets_are_done_as_sub_buckets(metadata, tmp_path, monkeypat
     assert summary["pairs_unique"] == n_matched
     stored, _ = read_entry_counts(str(output / "entry_counts.parquet"))
     assert np.array_equal(stored, counts)
-    from flows.rebalance import rebalance
+    from metaclip_prefect.flows.rebalance import rebalance
 
     wide = rebalance(output=str(output), t=10**9, n_workers=1, dashboard_address=":0")
     assert wide["pairs_curated"] == summary["images_matched"]

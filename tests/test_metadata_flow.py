@@ -11,13 +11,13 @@ import orjson
 import pyarrow.parquet as pq
 import pytest
 import typer
+from metaclip_prefect.flows.build_metadata import build_metadata
+from metaclip_prefect.flows.cli_metadata import register
 from nltk.collocations import BigramAssocMeasures, BigramCollocationFinder
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterParentFlowRunId
 from typer.testing import CliRunner
 
-from flows.build_metadata import build_metadata
-from flows.cli_metadata import register
 from metaclip.metadata.load import load_metadata
 from metaclip.metadata.text import segments
 

@@ -12,10 +12,10 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 import typer
+from metaclip_prefect.flows.cli_mode import register
+from metaclip_prefect.flows.mode import data_experts
 from typer.testing import CliRunner
 
-from flows.cli_mode import register
-from flows.mode import data_experts
 from metaclip.mode.paths import ModeLayout
 from tests.test_mode_pipeline import caption_lines, write_curated
 

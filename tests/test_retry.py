@@ -25,7 +25,7 @@ def flaky_fs(tmp_path, monkeypatch):
 
 
 def run_batch(tmp_path: Path):
-    import tasks.curate as tc
+    import metaclip_prefect.tasks.curate as tc
 
     meta = tmp_path / "metadata.json"
     meta.write_text(json.dumps(["Home", "Logo", "the"]))

@@ -12,8 +12,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 import s3fs
+from metaclip_prefect.flows.curate import curate
 
-from flows.curate import curate
 from metaclip.cachekeys import file_identity
 
 WAT = Path(__file__).parent / "data" / "wat"

@@ -6,9 +6,8 @@ import logging
 from typing import Any
 
 import pytest
+from metaclip_prefect.flows.verified import gather_verified
 from prefect import flow, task
-
-from flows.verified import gather_verified
 
 
 @task
