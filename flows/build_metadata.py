@@ -6,119 +6,41 @@ Stages (each a set of parallel tasks on Dask; every source is optional):
                                          join-bigrams -> score-bigrams -> bigram-source
   count-title-batch -> title-source
   merge-metadata (metadata.json + provenance.json)
-The outer flow checks the options and inputs (a mistake fails it before any work) and starts
-the Dask task runner: a local cluster, or the scheduler at `dask_address`.
+
+`build_metadata` checks its whole configuration (metaclip.config.BuildMetadataConfig), then its
+inputs (plan_build: they exist, their batches), before any work; it then takes the output's
+lease (one writer per output; the work folder is inside the output) and runs every stage's
+tasks on its own Dask task runner: tasks sit on the flow run the user started.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from metaclip_prefect.flows.runners import dask_task_runner
 from prefect import Task, flow, get_run_logger
-from prefect.states import Failed
+from prefect.states import State
 
+from metaclip.config import BuildMetadataConfig
 from metaclip.errors import UserError
 from metaclip.metadata.plan import BuildPlan, Thresholds, plan_build
 from metaclip.metadata.sources import SourceList
-from tasks import metadata as t
+from metaclip.paths import lock_uri
+from metaclip_prefect.flows.runners import (
+    DeferredDaskTaskRunner,
+    configured,
+    output_lease,
+    use_cluster,
+    user_error,
+)
+from metaclip_prefect.tasks import metadata as t
+from metaclip_prefect.tasks.credentials import resolve
 
-Calls = list[tuple[tuple[Any, ...], dict[str, Any]]]
-
-
-def _run(task: Task, calls: Calls, refresh: bool, opts: dict[str, Any]) -> list[Any]:
-    """Run calls in parallel; a cached result whose outputs are gone or were overwritten since
-    (result.intact() says) is computed again, as flows/verified.py does for dict results."""
-    task = task.with_options(refresh_cache=True) if refresh else task
-    futures = [task.submit(*args, **kwargs) for args, kwargs in calls]
-    results = [f.result() for f in futures]
-    stale = [i for i, r in enumerate(results) if not r.intact(opts)]
-    redo = task.with_options(refresh_cache=True)
-    again = {i: redo.submit(*calls[i][0], **calls[i][1]) for i in stale}
-    for i, future in again.items():
-        results[i] = future.result()
-    return results
+Calls = Sequence[Mapping[str, Any]]
 
 
-def _ngram_sources(
-    plan: BuildPlan, max_items: int, refresh: bool, opts: dict[str, Any]
-) -> list[SourceList]:
-    if plan.ngram_stage is None:
-        return []
-    stage, parts, th = plan.ngram_stage, plan.partitions, plan.thresholds
-    fmt, layout = plan.text_format, plan.count_layout
-    batches = _run(
-        t.count_text_batch,
-        [((j.files, j.target, parts, max_items, fmt, opts), {}) for j in plan.text_jobs],
-        refresh,
-        opts,
-    ) + _run(
-        t.count_file_batch,
-        [
-            ((j.files, j.kind, j.target, parts, max_items, layout, opts), {})
-            for j in plan.count_jobs
-        ],
-        refresh,
-        opts,
-    )
-    unigrams = _run(
-        t.reduce_unigrams, [((batches, p, stage, opts), {}) for p in range(parts)], refresh, opts
-    )
-    out = []
-    if plan.unigrams:
-        out += _run(
-            t.unigram_source,
-            [((unigrams, batches, th.min_unigram_count, plan.source_uri("unigram"), opts), {})],
-            refresh,
-            opts,
-        )
-    if plan.bigrams:
-        pmi = th.min_bigram_pmi
-        joined = _run(
-            t.join_bigrams,
-            [((batches, p, parts, unigrams, pmi, stage, opts), {}) for p in range(parts)],
-            refresh,
-            opts,
-        )
-        scored = _run(
-            t.score_bigrams,
-            [((joined, q, unigrams, pmi, stage, opts), {}) for q in range(parts)],
-            refresh,
-            opts,
-        )
-        out += _run(
-            t.bigram_source,
-            [((scored, joined, unigrams, batches, pmi, plan.source_uri("bigram"), opts), {})],
-            refresh,
-            opts,
-        )
-    return out
-
-
-def _title_source(plan: BuildPlan, refresh: bool, opts: dict[str, Any]) -> list[SourceList]:
-    if not plan.title_jobs:
-        return []
-    th = plan.thresholds
-    batches = _run(
-        t.count_title_batch,
-        [
-            ((j.files, j.target, plan.pageview_domains, th.min_hourly_views, opts), {})
-            for j in plan.title_jobs
-        ],
-        refresh,
-        opts,
-    )
-    params = {"domains": plan.pageview_domains, "min_hourly_views": th.min_hourly_views}
-    return _run(
-        t.title_source,
-        [((batches, params, th.min_title_views, plan.source_uri("title"), opts), {})],
-        refresh,
-        opts,
-    )
-
-
-@flow(name="build-metadata", log_prints=True)
+@flow(name="build-metadata", log_prints=True, task_runner=DeferredDaskTaskRunner())
 def build_metadata(
     output: str,
     wordnet: str | None = None,
@@ -142,70 +64,192 @@ def build_metadata(
     max_items: int = 1_000_000,
     work_dir: str | None = None,
     refresh: bool = False,
+    input_options: dict[str, Any] | str | None = None,
+    output_options: dict[str, Any] | str | None = None,
+    credentials: dict[str, str] | str | None = None,
     dask_address: str | None = None,
     n_workers: int | None = None,
     dashboard_address: str = ":8787",
-    storage_options: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Build metadata.json and provenance.json in `output` (see docs/metadata.md).
 
     A source is built when its input is given: `wordnet` ('nltk', a WordNet 3.0 folder or an
     archive), `wiki_text` (plain text or WikiExtractor JSON lines) or `unigram_counts` and
     `bigram_counts`, `pageviews`. `max_items` bounds each counting task's in-memory n-grams;
+    `work_dir` (intermediate counts) is a folder inside `output`, `<output>/work` by default;
     `refresh` ignores Prefect's cached results (finished outputs on storage are still reused).
+
+    input_options, output_options: fsspec options of the inputs and of the output (a dict or a
+    JSON object), never credentials. credentials: {"inputs"|"output": Prefect Secret block}.
     """
-    opts = storage_options or {}
-    thresholds = Thresholds(min_unigram_count, min_bigram_pmi, min_title_views, min_hourly_views)
+    params = dict(locals())
+    config = configured(lambda: BuildMetadataConfig.from_params(**params))
+    if isinstance(config, State):
+        return config
     try:
-        plan = plan_build(
-            output,
-            wordnet=wordnet,
-            wiki_text=wiki_text or [],
-            unigram_counts=unigram_counts or [],
-            bigram_counts=bigram_counts or [],
-            pageviews=pageviews or [],
-            extra=extra or [],
-            base=base,
-            thresholds=thresholds,
-            skip=skip or [],
-            pageview_domains=pageview_domains or ["en"],
-            partitions=partitions,
-            batch_bytes=batch_mb << 20,
-            text_format=text_format,
-            count_layout=count_layout,
-            work_dir=work_dir,
-            storage_options=opts,
-        )
-    except UserError as exc:  # before any work: one line, no traceback
-        get_run_logger().error("%s", exc)
-        return Failed(message=str(exc))  # type: ignore[return-value]
-    runner = dask_task_runner(dask_address, n_workers, dashboard_address)
-    return build_metadata_sources.with_options(task_runner=runner)(
-        plan=plan,
-        max_entries=max_entries,
-        max_items=max_items,
-        refresh=refresh,
-        storage_options=opts,
-    )
+        return run_build(config)
+    except UserError as exc:
+        return user_error(exc)
 
 
-@flow(name="build-metadata-sources")
-def build_metadata_sources(
-    plan: BuildPlan,
-    max_entries: int | None,
-    max_items: int,
-    refresh: bool,
-    storage_options: dict[str, Any],
-) -> dict[str, Any]:
-    opts = storage_options
+def run_build(config: BuildMetadataConfig) -> dict[str, Any]:
+    """Plan the build (inputs listed and batched: UserError on a mistake), then, under the
+    output's lease, every stage."""
+    logger = get_run_logger()
+    plan = plan_for(config)
+    logger.info(
+        "output %s: %s", config.output,
+        ", ".join(_planned(plan)) or "base and extra lists only",
+    )  # fmt: skip
+    with output_lease(lock_uri(config.output), **resolve(config.storage.output)):
+        use_cluster(config.cluster)
+        return build_sources(plan, config)
+
+
+def plan_for(config: BuildMetadataConfig) -> BuildPlan:
+    """The checks that need I/O (the inputs are there; WordNet is readable), before any work."""
+    return plan_build(
+        config.output,
+        wordnet=config.wordnet,
+        wiki_text=config.wiki_text,
+        unigram_counts=config.unigram_counts,
+        bigram_counts=config.bigram_counts,
+        pageviews=config.pageviews,
+        extra=config.extra,
+        base=config.base,
+        thresholds=Thresholds(
+            config.min_unigram_count, config.min_bigram_pmi, config.min_title_views,
+            config.min_hourly_views,
+        ),
+        skip=config.skip,
+        pageview_domains=config.pageview_domains,
+        partitions=config.partitions,
+        batch_bytes=config.batch_mb << 20,
+        text_format=config.text_format,
+        count_layout=config.count_layout,
+        work_dir=config.work_dir,
+        input_options=resolve(config.storage.inputs),
+    )  # fmt: skip
+
+
+def _planned(plan: BuildPlan) -> list[str]:
+    jobs = len(plan.text_jobs) + len(plan.count_jobs)
+    return [
+        *(["wordnet"] if plan.wordnet else []),
+        *([f"unigrams ({jobs} counting tasks)"] if plan.unigrams else []),
+        *(["bigrams"] if plan.bigrams else []),
+        *([f"titles ({len(plan.title_jobs)} counting tasks)"] if plan.title_jobs else []),
+    ]
+
+
+def _run(task: Task, calls: Calls, refresh: bool, output_opts: dict[str, Any]) -> list[Any]:
+    """task(**call) for each call, in parallel; a cached result whose outputs are gone or were
+    overwritten since (result.intact() says) is computed again, as flows/verified.py does for
+    dict results."""
+    if not calls:
+        return []
+    started = time.perf_counter()
+    task = task.with_options(refresh_cache=True) if refresh else task
+    futures = [task.submit(**call) for call in calls]
+    results = [f.result() for f in futures]
+    stale = [i for i, r in enumerate(results) if not r.intact(output_opts)]
+    redo = task.with_options(refresh_cache=True)
+    again = {i: redo.submit(**calls[i]) for i in stale}
+    for i, future in again.items():
+        results[i] = future.result()
+    get_run_logger().info(
+        "%s: %d tasks done in %.1f s%s", task.name, len(calls), time.perf_counter() - started,
+        f" ({len(stale)} recomputed: outputs gone)" if stale else "",
+    )  # fmt: skip
+    return results
+
+
+def build_sources(plan: BuildPlan, config: BuildMetadataConfig) -> dict[str, Any]:
+    """Every source, then the merge: tasks of this flow run."""
+    out = resolve(config.storage.output)
+    storage, refresh = config.storage, config.refresh
     sources: list[SourceList] = []
     if plan.wordnet:
-        args = (plan.wordnet, plan.wordnet_files, plan.source_uri("wordnet"), None, opts)
-        sources += _run(t.wordnet_source, [(args, {})], refresh, opts)
-    sources += _ngram_sources(plan, max_items, refresh, opts)
-    sources += _title_source(plan, refresh, opts)
-    merged = t.merge_metadata.submit(sources, plan.output, plan.base, plan.extra, max_entries, opts)
+        call = {"source": plan.wordnet, "key_files": plan.wordnet_files,
+                "uri": plan.source_uri("wordnet"), "storage": storage}  # fmt: skip
+        sources += _run(t.wordnet_source, [call], refresh, out)
+    sources += _ngram_sources(plan, config, out)
+    sources += _title_source(plan, config, out)
+    merged = t.merge_metadata.submit(
+        sources=sources, output=plan.output, base=plan.base, extra=plan.extra,
+        max_entries=config.max_entries, storage=storage,
+    )  # fmt: skip
     return merged.result()
 
 
-__all__: Sequence[str] = ("build_metadata", "build_metadata_sources")
+def _ngram_sources(
+    plan: BuildPlan, config: BuildMetadataConfig, out: dict[str, Any]
+) -> list[SourceList]:
+    if plan.ngram_stage is None:
+        return []
+    stage, parts, th = plan.ngram_stage, plan.partitions, plan.thresholds
+    storage, refresh = config.storage, config.refresh
+    text_calls = [
+        {"files": j.files, "directory": j.target, "partitions": parts,
+         "max_items": config.max_items, "text_format": plan.text_format, "storage": storage}
+        for j in plan.text_jobs
+    ]  # fmt: skip
+    count_calls = [
+        {"files": j.files, "kind": j.kind, "directory": j.target, "partitions": parts,
+         "max_items": config.max_items, "layout": plan.count_layout, "storage": storage}
+        for j in plan.count_jobs
+    ]  # fmt: skip
+    batches = _run(t.count_text_batch, text_calls, refresh, out) + _run(
+        t.count_file_batch, count_calls, refresh, out
+    )
+    unigrams = _run(
+        t.reduce_unigrams,
+        [{"batches": batches, "partition": p, "stage": stage, "storage": storage}
+         for p in range(parts)],
+        refresh, out,
+    )  # fmt: skip
+    sources = []
+    if plan.unigrams:
+        call = {"unigrams": unigrams, "batches": batches, "min_count": th.min_unigram_count,
+                "uri": plan.source_uri("unigram"), "storage": storage}  # fmt: skip
+        sources += _run(t.unigram_source, [call], refresh, out)
+    if plan.bigrams:
+        pmi = th.min_bigram_pmi
+        joined = _run(
+            t.join_bigrams,
+            [{"batches": batches, "partition": p, "partitions": parts, "unigrams": unigrams,
+              "min_pmi": pmi, "stage": stage, "storage": storage} for p in range(parts)],
+            refresh, out,
+        )  # fmt: skip
+        scored = _run(
+            t.score_bigrams,
+            [{"joined": joined, "partition": q, "unigrams": unigrams, "min_pmi": pmi,
+              "stage": stage, "storage": storage} for q in range(parts)],
+            refresh, out,
+        )  # fmt: skip
+        call = {"scored": scored, "joined": joined, "unigrams": unigrams, "batches": batches,
+                "min_pmi": pmi, "uri": plan.source_uri("bigram"), "storage": storage}  # fmt: skip
+        sources += _run(t.bigram_source, [call], refresh, out)
+    return sources
+
+
+def _title_source(
+    plan: BuildPlan, config: BuildMetadataConfig, out: dict[str, Any]
+) -> list[SourceList]:
+    if not plan.title_jobs:
+        return []
+    th, storage = plan.thresholds, config.storage
+    batches = _run(
+        t.count_title_batch,
+        [{"files": j.files, "uri": j.target, "domains": plan.pageview_domains,
+          "min_hourly_views": th.min_hourly_views, "storage": storage}
+         for j in plan.title_jobs],
+        config.refresh, out,
+    )  # fmt: skip
+    params = {"domains": plan.pageview_domains, "min_hourly_views": th.min_hourly_views}
+    call = {"batches": batches, "params": params, "min_views": th.min_title_views,
+            "uri": plan.source_uri("title"), "storage": storage}  # fmt: skip
+    return _run(t.title_source, [call], config.refresh, out)
+
+
+__all__: Sequence[str] = ("build_metadata", "run_build")

@@ -6,16 +6,20 @@ Exit codes: 0 success, 1 the run failed, 2 a usage or input mistake.
 from __future__ import annotations
 
 import importlib.resources
+import json
+import logging
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")
+# The temporary local API (no PREFECT_API_URL) may start slowly on a busy machine.
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
 
 from metaclip.balance import DEFAULT_T  # noqa: E402
 from metaclip.errors import UserError  # noqa: E402
@@ -32,20 +36,110 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 
 
-def fail(message: str, code: int = EXIT_USAGE) -> None:
+def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(code)
 
 
-def run_flow(flow: Any, **params: Any) -> dict[str, Any]:
-    """Run a flow; its failure becomes one line on stderr and exit code 1."""
+class _NoTracebacks(logging.Filter):
+    """On the terminal, drop log records that carry a traceback: the CLI ends with one line
+    saying what failed; the traceback stays in the run's log (UI, `prefect flow-run logs`)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.exc_info is None and not record.stack_info
+
+
+def quiet_tracebacks(debug: bool) -> None:
+    """Unless debug, keep tracebacks off Prefect's terminal handlers (not off its API log)."""
+    if debug:
+        return
+    from prefect.logging.handlers import PrefectConsoleHandler
+
+    loggers = [logging.getLogger(), *(
+        v for v in logging.Logger.manager.loggerDict.values() if isinstance(v, logging.Logger)
+    )]  # fmt: skip
+    for logger in loggers:
+        for handler in logger.handlers:
+            if isinstance(handler, PrefectConsoleHandler) and not any(
+                isinstance(f, _NoTracebacks) for f in handler.filters
+            ):
+                handler.addFilter(_NoTracebacks())
+
+
+def run_flow(flow: Any, debug: bool = False, **params: Any) -> dict[str, Any]:
+    """Run a flow: its result, or one line on stderr and exit code 2 (a mistake in what was
+    asked: the flow's Failed state holds a UserError) or 1 (the run failed)."""
+    quiet_tracebacks(debug)
     try:
         state = flow(**params, return_state=True)
     except UserError as exc:
         fail(str(exc))
-    if not state.is_completed():
-        fail(state.message or f"flow ended in state {state.type.value}", EXIT_FAILED)
-    return state.result()
+    except Exception as exc:  # noqa: BLE001 - before the run started (API, cluster): one line
+        if debug:
+            raise
+        fail(f"{_first_line(exc)} (traceback in {_log_traceback()})", EXIT_FAILED)
+    if state.is_completed():
+        return state.result()
+    outcome = state.result(raise_on_failure=False)
+    message = (state.message or f"flow ended in state {state.type.value}").strip()
+    first_line = message.splitlines()[0] if message else state.type.value
+    if isinstance(outcome, UserError):
+        fail(first_line)
+    hint = "" if debug else " (the traceback is in the run's log; --debug prints it here)"
+    fail(first_line + hint, EXIT_FAILED)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}".rstrip(": ")
+
+
+def _log_traceback() -> Path:
+    """Write the current exception's traceback to the CLI's error log; its path."""
+    import traceback
+
+    folder = Path(os.environ.get("METACLIP_LOG_DIR") or Path.home() / ".cache/metaclip/logs")
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "last-error.log"
+    path.write_text(traceback.format_exc())
+    return path
+
+
+def _json_option(name: str, value: str | None) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    try:
+        parsed = json.loads(value)
+    except json.JSONDecodeError:
+        fail(f"{name}: not JSON: {value!r}")
+    if not isinstance(parsed, dict):
+        fail(f"{name}: must be a JSON object, like '{{\"anon\": true}}'")
+    return parsed
+
+
+def _credentials(pairs: list[str] | None) -> dict[str, str] | None:
+    if not pairs:
+        return None
+    out = {}
+    for pair in pairs:
+        location, sep, block = pair.partition("=")
+        if not sep:
+            fail(f"--credentials takes LOCATION=BLOCK (e.g. output=my-s3), not {pair!r}")
+        out[location.strip()] = block.strip()
+    return out
+
+
+OptionsJSON = Annotated[
+    str | None,
+    typer.Option(help="fsspec options as a JSON object (no credentials), e.g. "
+                      '\'{"client_kwargs": {"endpoint_url": "http://127.0.0.1:9000"}}\''),
+]  # fmt: skip
+Credentials = Annotated[
+    list[str] | None,
+    typer.Option(help="LOCATION=BLOCK: a Prefect Secret block holding that location's "
+                      "credentials as JSON (locations: inputs, metadata, output, exclude_store)."),
+]  # fmt: skip
+Debug = Annotated[bool, typer.Option(help="Print tracebacks on the terminal too.")]
 
 
 def print_summary(result: dict[str, Any]) -> None:
@@ -88,7 +182,9 @@ def curate(
         str | None, typer.Option(help="A whole crawl, e.g. CC-MAIN-2024-22 (its wat.paths.gz).")
     ] = None,
     crawl_data_root: Annotated[
-        str, typer.Option(help="Where crawl-data/ lives (public bucket: anonymous access).")
+        str,
+        typer.Option(help="Where crawl-data/ lives (the public bucket is read anonymously "
+                          "unless --input-options say otherwise)."),
     ] = "s3://commoncrawl",
     max_files: Annotated[
         int | None, typer.Option(help="With --crawl: only the first N WAT files.")
@@ -111,28 +207,23 @@ def curate(
         str | None, typer.Option(help="Existing Dask scheduler (default: a local cluster).")
     ] = None,
     workers: Annotated[int | None, typer.Option(help="Local cluster worker processes.")] = None,
+    input_options: OptionsJSON = None,
+    metadata_options: OptionsJSON = None,
+    output_options: OptionsJSON = None,
+    exclude_store_options: OptionsJSON = None,
+    credentials: Credentials = None,
+    debug: Debug = False,
 ) -> None:
     """Extract, match, count and balance: a curated, img2dataset-ready set."""
     from metaclip_prefect.flows.curate import curate as curate_flow
 
-    from metaclip.curation import preflight
-
-    if not inputs and not crawl:
-        fail("give input files or --crawl")
-    public = crawl and crawl_data_root.startswith("s3://commoncrawl")
-    storage_options = {"anon": True} if public else {}  # the public bucket needs no keys
-    if not crawl:
-        try:
-            preflight(inputs or [], metadata, input_format)  # user mistakes: before Prefect starts
-        except UserError as exc:
-            fail(str(exc))
     result = run_flow(
         curate_flow,
+        debug=debug,
         inputs=inputs or [],
         crawl=crawl,
         crawl_data_root=crawl_data_root,
         max_files=max_files,
-        storage_options=storage_options,
         metadata=metadata,
         output=output,
         t=t,
@@ -143,6 +234,11 @@ def curate(
         exclude_store=exclude_store,
         input_format=input_format,
         languages=None if languages == "all" else [x.strip() for x in languages.split(",")],
+        input_options=_json_option("--input-options", input_options),
+        metadata_options=_json_option("--metadata-options", metadata_options),
+        output_options=_json_option("--output-options", output_options),
+        exclude_store_options=_json_option("--exclude-store-options", exclude_store_options),
+        credentials=_credentials(credentials),
         dask_address=dask_address,
         n_workers=workers,
     )
@@ -158,13 +254,21 @@ def rebalance(
         str | None, typer.Option(help="Existing Dask scheduler (default: a local cluster).")
     ] = None,
     workers: Annotated[int | None, typer.Option(help="Local cluster worker processes.")] = None,
+    output_options: OptionsJSON = None,
+    exclude_store_options: OptionsJSON = None,
+    credentials: Credentials = None,
+    debug: Debug = False,
 ) -> None:
-    """Sample again with a new t or seed: no extraction, matching or counting again."""
+    """Sample again with a new t or seed: no extraction, matching or counting again.
+
+    Reads and writes only inside OUTPUT (a copied or moved output works in place)."""
     from metaclip_prefect.flows.rebalance import rebalance as rebalance_flow
 
     result = run_flow(
-        rebalance_flow, output=output, t=t, seed=seed, dask_address=dask_address,
-        n_workers=workers,
+        rebalance_flow, debug=debug, output=output, t=t, seed=seed, dask_address=dask_address,
+        n_workers=workers, output_options=_json_option("--output-options", output_options),
+        exclude_store_options=_json_option("--exclude-store-options", exclude_store_options),
+        credentials=_credentials(credentials),
     )
     print_summary(result)
 
@@ -176,6 +280,7 @@ DEMO_T = 8.0  # the demo pool is small: a low t shows head entries being capped
 def demo(
     output: Annotated[str, typer.Option(help="Where to write the demo curation.")] = "demo-output",
     workers: Annotated[int | None, typer.Option(help="Local cluster worker processes.")] = None,
+    debug: Debug = False,
 ) -> None:
     """Curate the WAT files shipped with the package (offline, a minute on 2 cores)."""
     from metaclip_prefect.flows.curate import curate as curate_flow
@@ -183,6 +288,7 @@ def demo(
     data = importlib.resources.files("metaclip") / "demo_data"
     result = run_flow(
         curate_flow,
+        debug=debug,
         inputs=[str(data)],
         metadata=str(data / "metadata.json"),
         output=str(Path(output).resolve()),
@@ -192,6 +298,32 @@ def demo(
         n_workers=workers,
     )
     print_summary(result)
+
+
+@app.command()
+def unlock(
+    output: Annotated[str, typer.Argument(help="The output whose lease to break.")],
+    force: Annotated[
+        bool, typer.Option(help="Remove the lease even if its holder looks alive.")
+    ] = False,
+    output_options: OptionsJSON = None,
+) -> None:
+    """Show who holds an output's lease, and remove it if its run is gone (stale).
+
+    A run renews its lease every few minutes; one not renewed for METACLIP_LEASE_TTL_S
+    (600 s) is stale, and the next run takes it over by itself. Use --force only when you know
+    the holder is dead (for example, a machine that is off)."""
+    from metaclip import lease
+    from metaclip.config import check_output_location, parse_options
+    from metaclip.paths import OutputLayout
+
+    try:
+        uri = OutputLayout(check_output_location("output", output)).lock
+        opts = parse_options("--output-options", _json_option("--output-options", output_options))
+        removed = lease.break_lock(uri, force=force, **opts)
+    except UserError as exc:
+        fail(str(exc))
+    typer.echo(f"removed the lease of {removed.describe()}" if removed else f"no lease on {output}")
 
 
 def _register_optional_commands() -> None:

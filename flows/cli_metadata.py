@@ -11,6 +11,19 @@ from rich.table import Table
 from metaclip.errors import UserError
 
 _URIS = "Path, glob, folder or URI (s3://, https://); repeat for more."
+# As flows/cli.py's OptionsJSON, Credentials and Debug (not imported from it: flows/cli.py
+# imports this module while it is itself being imported).
+OptionsJSON = Annotated[
+    str | None,
+    typer.Option(help="fsspec options as a JSON object (no credentials), e.g. "
+                      '\'{"client_kwargs": {"endpoint_url": "http://127.0.0.1:9000"}}\''),
+]  # fmt: skip
+Credentials = Annotated[
+    list[str] | None,
+    typer.Option(help="LOCATION=BLOCK: a Prefect Secret block holding that location's "
+                      "credentials as JSON (locations: inputs, output)."),
+]  # fmt: skip
+Debug = Annotated[bool, typer.Option(help="Print tracebacks on the terminal too.")]
 
 
 def _print_summary(prov: dict[str, Any], output: str) -> None:
@@ -103,56 +116,54 @@ def build_metadata_command(
     ] = 1_000_000,
     work_dir: Annotated[
         str | None,
-        typer.Option(help="Intermediate counts (default: OUTPUT/work); reused by reruns."),
+        typer.Option(help="Intermediate counts, a folder inside OUTPUT (default: OUTPUT/work); "
+                          "reused by reruns."),
     ] = None,
     dask_address: Annotated[
         str | None, typer.Option(help="Dask scheduler address (default: a local cluster).")
     ] = None,
     workers: Annotated[int | None, typer.Option(help="Local cluster worker processes.")] = None,
     refresh: Annotated[bool, typer.Option(help="Ignore Prefect's cached task results.")] = False,
+    input_options: Annotated[
+        str | None,
+        typer.Option(help="fsspec options of every input, as a JSON object (no credentials)."),
+    ] = None,
+    output_options: OptionsJSON = None,
+    credentials: Credentials = None,
+    debug: Debug = False,
 ) -> None:
     """Build MetaCLIP's metadata entry list from WordNet, Wikipedia n-grams and titles."""
     from metaclip_prefect.flows.build_metadata import build_metadata
-    from metaclip_prefect.flows.cli import fail, run_flow
+    from metaclip_prefect.flows.cli import _credentials, _json_option, run_flow
 
-    from metaclip.metadata.plan import Thresholds, plan_build
-
-    options: dict[str, Any] = {
-        "wordnet": wordnet,
-        "wiki_text": wiki_text or [],
-        "unigram_counts": unigram_counts or [],
-        "bigram_counts": bigram_counts or [],
-        "pageviews": pageviews or [],
-        "extra": extra or [],
-        "base": base,
-        "skip": skip or [],
-        "pageview_domains": pageview_domain or ["en"],
-        "partitions": partitions,
-        "text_format": text_format,
-        "count_layout": count_layout,
-        "work_dir": work_dir,
-    }
-    thresholds = {
-        "min_unigram_count": min_unigram_count,
-        "min_bigram_pmi": min_bigram_pmi,
-        "min_title_views": min_title_views,
-        "min_hourly_views": min_hourly_views,
-    }
-    try:  # user mistakes: before Prefect and Dask start
-        plan_build(
-            output, thresholds=Thresholds(**thresholds), batch_bytes=batch_mb << 20, **options
-        )
-    except UserError as exc:
-        fail(str(exc))
     prov = run_flow(
         build_metadata,
+        debug=debug,
         output=output,
-        **options,
-        **thresholds,
+        wordnet=wordnet,
+        wiki_text=wiki_text or [],
+        unigram_counts=unigram_counts or [],
+        bigram_counts=bigram_counts or [],
+        pageviews=pageviews or [],
+        extra=extra or [],
+        base=base,
+        skip=skip or [],
+        pageview_domains=pageview_domain or ["en"],
+        min_unigram_count=min_unigram_count,
+        min_bigram_pmi=min_bigram_pmi,
+        min_title_views=min_title_views,
+        min_hourly_views=min_hourly_views,
+        partitions=partitions,
         batch_mb=batch_mb,
+        text_format=text_format,
+        count_layout=count_layout,
         max_entries=max_entries,
         max_items=max_items,
+        work_dir=work_dir,
         refresh=refresh,
+        input_options=_json_option("--input-options", input_options),
+        output_options=_json_option("--output-options", output_options),
+        credentials=_credentials(credentials),
         dask_address=dask_address,
         n_workers=workers,
     )
@@ -165,15 +176,17 @@ def inspect_metadata_command(
         list[str] | None,
         typer.Option(help="Show this entry's id and the sources holding it; repeatable."),
     ] = None,
+    output_options: OptionsJSON = None,
 ) -> None:
     """Summarise a built metadata folder, or tell where given entries come from."""
-    from metaclip_prefect.flows.cli import fail
-
+    from metaclip.config import parse_options
     from metaclip.metadata.inspection import lookup, read_provenance
+    from metaclip_prefect.flows.cli import _json_option, fail
 
     try:
-        prov = read_provenance(output)
-        infos = lookup(output, entry) if entry else []
+        opts = parse_options("--output-options", _json_option("--output-options", output_options))
+        prov = read_provenance(output, opts)
+        infos = lookup(output, entry, opts) if entry else []
     except UserError as exc:
         fail(str(exc))
     _print_summary(prov, output)

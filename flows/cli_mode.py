@@ -8,11 +8,26 @@ from typing import Annotated, Any
 import typer
 
 from metaclip.errors import UserError
-from metaclip.mode.embedding import DEFAULT_ENCODER, SIMCSE
-from metaclip.mode.kmeans import N_COARSE, N_FINE
+from metaclip.mode.assign import N_EXAMPLES
+from metaclip.mode.embedding import BATCH_SIZE, DEFAULT_ENCODER, SIMCSE
+from metaclip.mode.inputs import SAMPLE_SIZE
+from metaclip.mode.kmeans import N_COARSE, N_FINE, N_ITER
 from metaclip.mode.routing import RoutingParams
 
 _DEFAULTS = RoutingParams()
+# As flows/cli.py's OptionsJSON, Credentials and Debug (not imported from it: flows/cli.py
+# imports this module while it is itself being imported).
+OptionsJSON = Annotated[
+    str | None,
+    typer.Option(help="fsspec options as a JSON object (no credentials), e.g. "
+                      '\'{"client_kwargs": {"endpoint_url": "http://127.0.0.1:9000"}}\''),
+]  # fmt: skip
+Credentials = Annotated[
+    list[str] | None,
+    typer.Option(help="LOCATION=BLOCK: a Prefect Secret block holding that location's "
+                      "credentials as JSON (locations: inputs, output)."),
+]  # fmt: skip
+Debug = Annotated[bool, typer.Option(help="Print tracebacks on the terminal too.")]
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
@@ -47,31 +62,43 @@ def experts_command(
     fine: Annotated[int, typer.Option(help="Fine k-means centres.")] = N_FINE,
     coarse: Annotated[int, typer.Option(help="Coarse clusters (experts).")] = N_COARSE,
     balanced: Annotated[bool, typer.Option(help="Balanced coarse k-means.")] = False,
-    sample_size: Annotated[int, typer.Option(help="Pairs sampled for k-means.")] = 1_000_000,
+    sample_size: Annotated[int, typer.Option(help="Pairs sampled for k-means.")] = SAMPLE_SIZE,
     outside_share: Annotated[
         float, typer.Option(help="Out-of-cluster pairs added per expert (MoDE: 0.02).")
     ] = 0.0,
     seed: Annotated[int, typer.Option(help="Seed of sampling and k-means.")] = 0,
+    niter: Annotated[int, typer.Option(help="k-means iterations.")] = N_ITER,
+    examples: Annotated[
+        int, typer.Option(help="Example captions per expert in clusters.json.")
+    ] = N_EXAMPLES,
+    dtype: Annotated[str, typer.Option(help="Stored embeddings: float16 or float32.")] = "float16",
+    batch_size: Annotated[int, typer.Option(help="Captions per encoder batch.")] = BATCH_SIZE,
     dask_address: Annotated[
         str | None, typer.Option(help="Existing Dask scheduler (default: a local cluster).")
     ] = None,
     workers: Annotated[int | None, typer.Option(help="Local cluster worker processes.")] = None,
+    input_options: Annotated[
+        str | None,
+        typer.Option(help="fsspec options of the curated input, as a JSON object (no "
+                          "credentials)."),
+    ] = None,
+    output_options: OptionsJSON = None,
+    credentials: Credentials = None,
+    debug: Debug = False,
 ) -> None:
     """Embed curated captions, cluster them, write one img2dataset-ready dataset per expert."""
-    from metaclip_prefect.flows.cli import run_flow
+    from metaclip_prefect.flows.cli import _credentials, _json_option, run_flow
     from metaclip_prefect.flows.mode import data_experts
 
-    from metaclip.mode.inputs import curated_shards
-
-    try:
-        curated_shards(curated)  # user mistakes: before Prefect starts
-    except UserError as exc:
-        raise _fail(str(exc)) from None
     result = run_flow(
-        data_experts, curated=curated, output=output, encoder=encoder, n_fine=fine,
-        n_coarse=coarse, balanced=balanced, sample_size=sample_size,
-        outside_share=outside_share, seed=seed, dask_address=dask_address, n_workers=workers,
-    )
+        data_experts, debug=debug, curated=curated, output=output, encoder=encoder,
+        n_fine=fine, n_coarse=coarse, balanced=balanced, sample_size=sample_size,
+        outside_share=outside_share, seed=seed, niter=niter, n_examples=examples, dtype=dtype,
+        batch_size=batch_size, dask_address=dask_address, n_workers=workers,
+        input_options=_json_option("--input-options", input_options),
+        output_options=_json_option("--output-options", output_options),
+        credentials=_credentials(credentials),
+    )  # fmt: skip
     _print_experts(result)
 
 

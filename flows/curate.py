@@ -1,8 +1,11 @@
 """The curation flow: WAT files + metadata -> matched pairs in uuid buckets -> dedup and global
 counts -> balanced set.
 
-`curate` validates its inputs before any work (a bad metadata file stops it in one line), then
-runs `curate_batches` on the Dask task runner chosen by its parameters.
+`curate` checks its whole configuration (metaclip.config) and then its inputs and metadata
+before any work, takes the output's lease (one writer per output), and runs every stage's
+tasks on its own Dask task runner: tasks, progress and artifacts all sit on the flow run the
+user started. `run_curation` is the same work for a checked configuration (the monthly flow
+calls it for each crawl).
 """
 
 from __future__ import annotations
@@ -10,9 +13,30 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from metaclip_prefect.flows.runners import dask_task_runner
+from prefect import flow, get_run_logger
+from prefect.states import State
+
+from metaclip import completion, crawls, curation, storage, summary
+from metaclip.balance import DEFAULT_T
+from metaclip.buckets import CorruptIntermediateError
+from metaclip.config import CurateConfig, Stores
+from metaclip.counts import read_entry_counts
+from metaclip.curation.plan import RunSettings
+from metaclip.curation.record import write_run_record
+from metaclip.errors import UserError
+from metaclip.lid import DEFAULT_LANGUAGES
+from metaclip.paths import OutputLayout
+from metaclip.results import write_json
+from metaclip_prefect.flows.runners import (
+    DeferredDaskTaskRunner,
+    configured,
+    output_lease,
+    use_cluster,
+    user_error,
+)
 from metaclip_prefect.flows.verified import gather_verified
-from metaclip_prefect.tasks.artifacts import publish_summary
+from metaclip_prefect.tasks.artifacts import StageProgress, publish_summary
+from metaclip_prefect.tasks.credentials import stores_for
 from metaclip_prefect.tasks.curate import (
     dedup_and_count,
     extract_and_match,
@@ -22,23 +46,13 @@ from metaclip_prefect.tasks.curate import (
     write_entry_counts,
 )
 from metaclip_prefect.tasks.datacard import publish_datacard
-from prefect import flow, get_run_logger
-from prefect.states import Failed
-
-from metaclip import completion, crawls, curation, results, summary
-from metaclip.balance import DEFAULT_T
-from metaclip.buckets import CorruptIntermediateError
-from metaclip.counts import read_entry_counts
-from metaclip.errors import UserError
-from metaclip.lid import DEFAULT_LANGUAGES
-from metaclip.paths import OutputLayout
 
 
-@flow(name="curate", log_prints=True)
+@flow(name="curate", log_prints=True, task_runner=DeferredDaskTaskRunner())
 def curate(
-    inputs: list[str],
     metadata: str,
     output: str,
+    inputs: list[str] | None = None,
     t: float = DEFAULT_T,
     seed: int = 0,
     batch_size: int = 16,
@@ -51,176 +65,241 @@ def curate(
     crawl: str | None = None,
     crawl_data_root: str = crawls.DATA_ROOT,
     max_files: int | None = None,
+    reduce_fanout: int = 16,
+    input_options: dict[str, Any] | str | None = None,
+    metadata_options: dict[str, Any] | str | None = None,
+    output_options: dict[str, Any] | str | None = None,
+    exclude_store_options: dict[str, Any] | str | None = None,
+    credentials: dict[str, str] | str | None = None,
     dask_address: str | None = None,
     n_workers: int | None = None,
-    reduce_fanout: int = 16,
-    storage_options: dict[str, Any] | None = None,
     dashboard_address: str = ":8787",
 ) -> dict[str, Any]:
     """Curate image-text pairs from WAT or WARC files (by name, or input_format "wat"/"warc";
-    local paths, globs, directories or s3:// URIs),
-    or from a whole crawl: `crawl` (e.g. CC-MAIN-2024-22) expands to its wat.paths.gz under
-    `crawl_data_root` (the public bucket: pass storage_options={"anon": True}).
+    local paths, globs, directories or s3:// URIs), or from a whole crawl: `crawl` (e.g.
+    CC-MAIN-2024-22) expands to its wat.paths.gz under `crawl_data_root`.
 
     n_buckets: uuid buckets for global dedup (default: from the number of files, 10 to 20 WAT
     files a bucket; an exclusion store's own count when it has one); it sizes the bucket tasks
     and never changes the output. exclude_store: uuids curated by earlier runs (earlier dumps),
     left out here; this run's are added. languages: keep texts fastText identifies as one of
     these (the MetaCLIP recipe: English); None or [] keeps every language.
+
+    *_options: fsspec options of each location (inputs and the crawl, metadata, output,
+    exclusion store), never credentials; the public crawl bucket is read anonymously unless
+    input_options say otherwise. credentials: {location: Prefect Secret block name}.
     """
-    opts = storage_options or {}
-    logger = get_run_logger()
+    params = dict(locals())
+    config = configured(lambda: CurateConfig.from_params(**params))
+    if isinstance(config, State):
+        return config
     try:
-        if crawl:
-            inputs = [*inputs, *crawls.wat_inputs(crawl_data_root, crawl, max_files, **opts)]
-        meta, files = curation.preflight(inputs, metadata, input_format, **opts)
-        if n_buckets is None:
-            from_store = exclude_store and curation.store_buckets(exclude_store, **opts)
-            n_buckets = from_store or curation.auto_buckets(len(files))
-        if exclude_store:
-            curation.check_store(exclude_store, n_buckets, **opts)
-    except UserError as exc:  # before any work: one line, no traceback
-        logger.error("%s", exc)
-        return Failed(message=str(exc))
+        return run_curation(config)
+    except UserError as exc:
+        return user_error(exc)
+
+
+def run_curation(config: CurateConfig) -> dict[str, Any]:
+    """Plan the run (inputs, metadata, buckets), return a finished identical run's summary, or
+    take the output's lease and run every stage. UserError for a mistake found on the way."""
+    logger = get_run_logger()
+    stores = stores_for(config.storage, config.exclude_store)
+    settings, files = plan_run(config, stores)
     logger.info(
-        "%d input files, %d metadata entries (sha256 %s), %d buckets, output %s",
-        len(files), len(meta), meta.sha256[:12], n_buckets, output,
-    )
-    params = {
-        "metadata_uri": meta.uri,
-        "metadata_sha256": meta.sha256,
-        "output": output,
-        "t": t,
-        "seed": seed,
-        "batch_size": batch_size,
-        "n_buckets": n_buckets,
-        "one_per_image": one_text_per_image,
-        "exclude_store": exclude_store,
-        "store_tag": store_tag or curation.default_store_tag(output),
-        "input_format": input_format,
-        "languages": list(languages) if languages else None,
-        "reduce_fanout": reduce_fanout,
-    }
+        "%d input files, metadata %s (sha256 %s), %d buckets, output %s",
+        len(files), settings.metadata_uri, settings.metadata_sha256[:12], settings.n_buckets,
+        settings.output,
+    )  # fmt: skip
     # An exclusion store changes under other runs, so those runs always take the task path.
-    key = None if exclude_store else completion.run_key(files, params, **opts)
-    done = key and completion.completed_summary(output, key, **opts)
+    key = None if config.exclude_store else completion.run_key(
+        files, settings.record(), **stores.inputs
+    )  # fmt: skip
+    done = key and completion.completed_summary(config.output, key, **stores.output)
     if done:
         logger.info(
             "%s is complete for these inputs and parameters: nothing to do (remove %s to run "
-            "the cached tasks again)", output, OutputLayout(output).completion,
+            "the cached tasks again)", config.output, OutputLayout(config.output).completion,
         )
-        publish_summary(done)
+        publish_summary(done, config.output)
         return done
-    try:
-        runner = dask_task_runner(dask_address, n_workers, dashboard_address)
-    except UserError as exc:
-        logger.error("%s", exc)
-        return Failed(message=str(exc))
-    return curate_batches.with_options(task_runner=runner)(
-        files=files, params=params, storage_options=opts, run_key=key
+    with output_lease(OutputLayout(config.output).lock, **stores.output):
+        use_cluster(config.cluster)
+        return curate_batches(files, settings, stores, key)
+
+
+def plan_run(config: CurateConfig, stores: Stores) -> tuple[RunSettings, list[str]]:
+    """The checks that need I/O, before any work: the crawl's WAT list, the metadata, the
+    inputs, the bucket count and the exclusion store's agreement with it."""
+    inputs = list(config.inputs)
+    if config.crawl:
+        inputs += crawls.wat_inputs(
+            config.crawl_data_root, config.crawl, config.max_files, **_crawl_options(config, stores)
+        )
+    meta, files = curation.preflight(
+        inputs, config.metadata, config.input_format, stores.metadata, **stores.inputs
     )
+    n_buckets = config.n_buckets
+    if n_buckets is None:
+        from_store = config.exclude_store and curation.store_buckets(
+            config.exclude_store, **stores.exclude_store
+        )
+        n_buckets = from_store or curation.auto_buckets(len(files))
+    if config.exclude_store:
+        curation.check_store(config.exclude_store, n_buckets, **stores.exclude_store)
+    settings = RunSettings(
+        output=config.output,
+        metadata_uri=meta.uri,
+        metadata_sha256=meta.sha256,
+        n_buckets=n_buckets,
+        input_format=config.input_format,
+        languages=config.languages,
+        t=config.t,
+        seed=config.seed,
+        one_text_per_image=config.one_text_per_image,
+        exclude_store=config.exclude_store,
+        store_tag=config.store_tag or curation.default_store_tag(config.output),
+        batch_size=config.batch_size,
+        reduce_fanout=config.reduce_fanout,
+        storage=config.storage,
+    )
+    return settings, files
 
 
-@flow(name="curate-batches")
+def _crawl_options(config: CurateConfig, stores: Stores) -> dict[str, Any]:
+    """The crawl source's options: the inputs', anonymous for the public bucket by default."""
+    if not config.storage.inputs.options and not config.storage.inputs.secret_block and (
+        config.crawl_data_root.startswith(crawls.DATA_ROOT)
+    ):
+        return {"anon": True}
+    return stores.inputs
+
+
 def curate_batches(
-    files: list[str],
-    params: dict[str, Any],
-    storage_options: dict[str, Any],
-    run_key: str | None = None,
+    files: list[str], settings: RunSettings, stores: Stores, run_key: str | None
 ) -> dict[str, Any]:
-    opts, p = storage_options, params
-    layout = OutputLayout(p["output"])
+    """Every stage, under the output's lease. The previous run's completion record goes first:
+    whatever happens next, complete.json only ever describes what one run wrote."""
+    s = settings
+    layout = OutputLayout(s.output)
+    storage.remove(layout.completion, **stores.output)
     seconds: dict[str, float] = {}
 
     started = time.perf_counter()
     batch_calls = [
-        ((batch, batch_id, p["output"], p["metadata_uri"], p["metadata_sha256"],
-          p["n_buckets"], p["input_format"], p["languages"], opts), {})
-        for batch_id, batch in curation.make_batches(files, p["batch_size"])
+        {"batch_id": batch_id, "files": batch, "settings": s}
+        for batch_id, batch in curation.make_batches(files, s.batch_size)
     ]
-    batches = gather_verified(extract_and_match, batch_calls, opts)
+    batches = _stage(extract_and_match, batch_calls, stores, s.output)
     seconds["extract_and_match"] = time.perf_counter() - started
 
     started = time.perf_counter()
     try:
-        buckets = _dedup_buckets(batches, p, opts)
+        buckets = _dedup_buckets(batches, s, stores)
     except CorruptIntermediateError as exc:
         get_run_logger().warning("%s: recomputing the batches concerned", exc)
-        batches = gather_verified(extract_and_match, batch_calls, opts)
-        buckets = _dedup_buckets(batches, p, opts)
+        redo = [{**call, "refresh": True} for call in batch_calls]
+        batches = _stage(extract_and_match, redo, stores, s.output)
+        buckets = _dedup_buckets(batches, s, stores)
     seconds["dedup"] = time.perf_counter() - started
 
     started = time.perf_counter()
-    counts_uri = _global_counts([b["counts_uri"] for b in buckets], layout, p, opts)
-    counts, _ = read_entry_counts(counts_uri, **opts)
+    counts_uri = _global_counts([b["counts_uri"] for b in buckets], s, stores)
+    counts, _ = read_entry_counts(counts_uri, **stores.output)
     dedup_uris = {str(b["bucket"]): b["dedup_uris"] for b in buckets}
-    results.write_json(
-        layout.run_record, {**p, "counts_uri": counts_uri, "dedup_uris": dedup_uris}, **opts
-    )
+    write_run_record(s.output, s.record(), counts_uri, dedup_uris, **stores.output)
     seconds["count"] = time.perf_counter() - started
 
     started = time.perf_counter()
-    sampled = sample_buckets(buckets, counts_uri, p, opts)
+    sampled = sample_buckets(buckets, counts_uri, s, stores)
     seconds["sample"] = time.perf_counter() - started
 
     result = summary.build_summary(
-        batches=batches,
-        buckets=buckets,
-        sampled=sampled,
-        counts=counts,
-        params=p,
-        outputs={
-            "curated": layout.curated_dir,
-            "entry_counts": layout.entry_counts,
-            "summary": layout.summary,
-        },
+        batches=batches, buckets=buckets, sampled=sampled, counts=counts, params=s.record(),
+        outputs={"curated": layout.curated_dir, "entry_counts": layout.entry_counts,
+                 "summary": layout.summary},
         stage_seconds=seconds,
-    )
-    results.write_json(layout.summary, result, **opts)
-    publish_summary(result)
-    card = publish_datacard(p["output"], p["t"], storage_options=opts)
+    )  # fmt: skip
+    result["task_results"] = _cache_report([*batches, *buckets, *sampled])
+    return finish_run(result, sampled, counts_uri, s, stores, run_key)
+
+
+def finish_run(
+    result: dict[str, Any],
+    sampled: list[dict[str, Any]],
+    counts_uri: str,
+    s: RunSettings,
+    stores: Stores,
+    run_key: str | None,
+) -> dict[str, Any]:
+    """Write the summary and the data card, publish them, and (curate only) the completion
+    record naming exactly the files this run wrote."""
+    layout = OutputLayout(s.output)
+    storage_options = stores.output
+    write_json(layout.summary, result, **storage_options)
+    publish_summary(result, s.output)
+    card = publish_datacard(s.output, s.t, storage_options=storage_options)
     if run_key:
-        outputs = [u for s in sampled for u in s["outputs"]]
+        outputs = [u for part in sampled for u in part["curated_uris"]]
         outputs += [counts_uri, layout.summary, *card.values()]
-        completion.record_completion(p["output"], run_key, outputs, result, **opts)
+        completion.record_completion(s.output, run_key, outputs, result, **storage_options)
     return result
 
 
+def _cache_report(results: list[dict[str, Any]]) -> dict[str, int]:
+    """How many task results came from the cache, were computed, or were found damaged (and
+    recomputed)."""
+    report = {"hit": 0, "computed": 0, "damaged": 0}
+    for r in results:
+        report[r.get("cache", "computed")] = report.get(r.get("cache", "computed"), 0) + 1
+    return report
+
+
+def _stage(task: Any, calls: list[dict[str, Any]], stores: Stores, output: str) -> list[dict]:
+    """One stage's tasks, with a progress artifact on the run."""
+    progress = StageProgress(task.name, len(calls), output)
+    return gather_verified(task, calls, stores.for_written, progress.advance)
+
+
 def _dedup_buckets(
-    batches: list[dict[str, Any]], p: dict[str, Any], opts: dict[str, Any]
+    batches: list[dict[str, Any]], s: RunSettings, stores: Stores
 ) -> list[dict[str, Any]]:
     digest = curation.batches_digest(batches)
-    index_call = (
-        ([b["manifest_uri"] for b in batches], digest,
-         OutputLayout(p["output"]).bucket_index(digest), opts),
-        {},
-    )
-    index_uri = gather_verified(index_buckets, [index_call], opts)[0]["uri"]
+    index_call = {
+        "manifest_uris": [b["manifest_uri"] for b in batches], "batches_digest": digest,
+        "out_uri": OutputLayout(s.output).bucket_index(digest), "settings": s,
+    }  # fmt: skip
+    index_uri = gather_verified(index_buckets, [index_call], stores.for_written)[0]["uri"]
     calls = [
-        ((bucket, index_uri, p["output"], p["exclude_store"], p["store_tag"], opts), {})
-        for bucket in range(p["n_buckets"])
+        {"bucket": bucket, "index_uri": index_uri, "settings": s} for bucket in range(s.n_buckets)
     ]
-    return gather_verified(dedup_and_count, calls, opts)
+    return _stage(dedup_and_count, calls, stores, s.output)
 
 
-def _global_counts(
-    leaves: list[str], layout: OutputLayout, p: dict[str, Any], opts: dict[str, Any]
-) -> str:
+def _global_counts(leaves: list[str], s: RunSettings, stores: Stores) -> str:
     """Tree reduction: no task ever holds more than `reduce_fanout` partial counts."""
+    layout = OutputLayout(s.output)
     total_uri = ""
-    for level in curation.reduction_plan(leaves, layout, p["reduce_fanout"]):
-        calls = [((group, out, opts), {}) for group, out in level]
-        total_uri = gather_verified(reduce_counts, calls, opts)[-1]["uri"]
-    call = ((total_uri, p["metadata_uri"], layout.entry_counts, opts), {})
-    return gather_verified(write_entry_counts, [call], opts)[0]["uri"]
+    for level in curation.reduction_plan(leaves, layout, s.reduce_fanout):
+        calls = [{"uris": group, "out_uri": out, "settings": s} for group, out in level]
+        total_uri = _stage(reduce_counts, calls, stores, s.output)[-1]["uri"]
+    call = {"total_uri": total_uri, "out_uri": layout.entry_counts, "settings": s}
+    return gather_verified(write_entry_counts, [call], stores.for_written)[0]["uri"]
 
 
 def sample_buckets(
-    buckets: list[dict[str, Any]], counts_uri: str, p: dict[str, Any], opts: dict[str, Any]
+    buckets: list[dict[str, Any]], counts_uri: str, s: RunSettings, stores: Stores
 ) -> list[dict[str, Any]]:
+    """Sample every bucket; then remove curated parts this sampling did not write (left by a
+    run with more buckets or sub-buckets), so curated/ holds exactly this run's set."""
     calls = [
-        ((b["bucket"], b["dedup_uris"], p["output"], counts_uri, p["t"], p["seed"],
-          p["one_per_image"], p["exclude_store"], p["store_tag"], opts), {})
+        {"bucket": b["bucket"], "dedup_uris": b["dedup_uris"], "counts_uri": counts_uri,
+         "settings": s}
         for b in buckets
-    ]
-    return gather_verified(sample, calls, opts)
+    ]  # fmt: skip
+    sampled = _stage(sample, calls, stores, s.output)
+    keep = {u for part in sampled for u in part["curated_uris"]}
+    curated_dir = OutputLayout(s.output).curated_dir
+    for uri in storage.list_files(curated_dir, **stores.output):
+        if uri.endswith(".parquet") and uri not in keep:
+            storage.remove(uri, **stores.output)
+    return sampled

@@ -1,8 +1,10 @@
 """The MoDE data-experts flow: curated pairs -> embeddings -> fine/coarse k-means -> experts.
 
-`data_experts` finds the curated shards before any work (none found stops it in one line), then
-runs `build_experts` on the Dask task runner: one embedding task and one assignment task per
-shard, a sampling task per shard and one k-means fit in between.
+`data_experts` checks its whole configuration (metaclip.config.ExpertsConfig), then finds the
+curated shards (none found stops it in one line), before any work; it then takes the output's
+lease (one writer per output) and runs every stage's tasks on its own Dask task runner: one
+embedding task and one assignment task per shard, a sampling task per shard and one k-means
+fit in between, all on the flow run the user started.
 """
 
 from __future__ import annotations
@@ -10,12 +12,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from metaclip_prefect.flows.runners import dask_task_runner
-from metaclip_prefect.flows.verified import gather_verified
-from metaclip_prefect.tasks.mode import assign_shard, embed_shard, fit_centres, sample_shard
 from prefect import flow, get_run_logger
-from prefect.states import Failed
+from prefect.states import State
 
+from metaclip.config import ExpertsConfig, contains, glob_base
 from metaclip.errors import UserError
 from metaclip.mode import inputs
 from metaclip.mode.assign import N_EXAMPLES
@@ -23,10 +23,21 @@ from metaclip.mode.embedding import BATCH_SIZE, DEFAULT_ENCODER
 from metaclip.mode.kmeans import N_COARSE, N_FINE, N_ITER, Centres
 from metaclip.mode.paths import ModeLayout, shard_id
 from metaclip.mode.report import cluster_report
+from metaclip.paths import lock_uri
 from metaclip.results import write_json
+from metaclip_prefect.flows.runners import (
+    DeferredDaskTaskRunner,
+    configured,
+    output_lease,
+    use_cluster,
+    user_error,
+)
+from metaclip_prefect.flows.verified import gather_verified
+from metaclip_prefect.tasks.credentials import resolve
+from metaclip_prefect.tasks.mode import assign_shard, embed_shard, fit_centres, sample_shard
 
 
-@flow(name="data-experts", log_prints=True)
+@flow(name="data-experts", log_prints=True, task_runner=DeferredDaskTaskRunner())
 def data_experts(
     curated: str,
     output: str,
@@ -42,98 +53,105 @@ def data_experts(
     normalize: bool = True,
     dtype: str = "float16",
     batch_size: int = BATCH_SIZE,
+    input_options: dict[str, Any] | str | None = None,
+    output_options: dict[str, Any] | str | None = None,
+    credentials: dict[str, str] | str | None = None,
     dask_address: str | None = None,
     n_workers: int | None = None,
-    storage_options: dict[str, Any] | None = None,
     dashboard_address: str = ":8787",
 ) -> dict[str, Any]:
-    """Split a curated set (curation output root, its curated/ folder or a glob) into experts."""
-    opts = storage_options or {}
-    logger = get_run_logger()
+    """Split a curated set (curation output root, its curated/ folder or a glob) into experts.
+
+    input_options (the curated shards), output_options: fsspec options (a dict or a JSON
+    object), never credentials. credentials: {"inputs"|"output": Prefect Secret block}.
+    """
+    params = dict(locals())
+    config = configured(lambda: ExpertsConfig.from_params(**params))
+    if isinstance(config, State):
+        return config
     try:
-        shards = inputs.curated_shards(curated, **opts)
-        rows = inputs.count_rows(shards, **opts)
-    except UserError as exc:  # before any work: one line, no traceback
-        logger.error("%s", exc)
-        return Failed(message=str(exc))
-    logger.info("%d curated shards, %d pairs, output %s", len(shards), sum(rows), output)
-    runner = dask_task_runner(dask_address, n_workers, dashboard_address)
-    return build_experts.with_options(task_runner=runner)(
-        shards=shards,
-        output=output,
-        rate=inputs.sample_rate(sum(rows), sample_size),
-        encoder=encoder,
-        n_fine=n_fine,
-        n_coarse=n_coarse,
-        balanced=balanced,
-        outside_share=outside_share,
-        seed=seed,
-        niter=niter,
-        n_examples=n_examples,
-        normalize=normalize,
-        dtype=dtype,
-        batch_size=batch_size,
-        storage_options=opts,
+        return run_experts(config)
+    except UserError as exc:
+        return user_error(exc)
+
+
+def find_shards(config: ExpertsConfig) -> tuple[list[str], list[int]]:
+    """The checks that need I/O, before any work: the curated shards and their row counts, and
+    an output outside the folder they are listed from (else the experts' own Parquet parts
+    would be read as curated shards by the next run)."""
+    read = resolve(config.storage.inputs)
+    source = inputs.shard_source(config.curated, **read)
+    if contains(glob_base(source), config.output):
+        raise UserError(
+            f"output: {config.output} is inside the curated input {source}: write the experts "
+            "elsewhere"
+        )
+    shards = inputs.curated_shards(config.curated, **read)
+    return shards, inputs.count_rows(shards, **read)
+
+
+def run_experts(config: ExpertsConfig) -> dict[str, Any]:
+    shards, rows = find_shards(config)
+    get_run_logger().info(
+        "%d curated shards, %d pairs, output %s", len(shards), sum(rows), config.output
     )
+    with output_lease(lock_uri(config.output), **resolve(config.storage.output)):
+        use_cluster(config.cluster)
+        return build_experts(shards, inputs.sample_rate(sum(rows), config.sample_size), config)
 
 
-@flow(name="build-experts")
-def build_experts(
-    shards: list[str],
-    output: str,
-    rate: float,
-    encoder: str,
-    n_fine: int,
-    n_coarse: int,
-    balanced: bool,
-    outside_share: float,
-    seed: int,
-    niter: int,
-    n_examples: int,
-    normalize: bool,
-    dtype: str,
-    batch_size: int,
-    storage_options: dict[str, Any],
-) -> dict[str, Any]:
-    opts = storage_options
-    layout = ModeLayout(output)
+def build_experts(shards: list[str], rate: float, c: ExpertsConfig) -> dict[str, Any]:
+    """Every stage, under the output's lease: tasks of this flow run."""
+    out = resolve(c.storage.output)
+
+    def options_for(_uri: str) -> dict[str, Any]:
+        return out  # every task output is under the MoDE output
+
+    layout = ModeLayout(c.output)
     ids = [shard_id(s) for s in shards]
     seconds: dict[str, float] = {}
 
     started = time.perf_counter()
     embedded = gather_verified(
         embed_shard,
-        [((s, layout.embeddings(i), encoder, normalize, dtype, batch_size, opts), {})
+        [{"curated_uri": s, "out_uri": layout.embeddings(i), "encoder": c.encoder,
+          "normalize": c.normalize, "dtype": c.dtype, "batch_size": c.batch_size,
+          "storage": c.storage}
          for s, i in zip(shards, ids, strict=True)],
-        opts,
-    )
+        options_for,
+    )  # fmt: skip
     seconds["embed"] = time.perf_counter() - started
 
     started = time.perf_counter()
     sampled = gather_verified(
         sample_shard,
-        [((e["embeddings_uri"], layout.sample(i), rate, seed, n, opts), {})
+        [{"embeddings_uri": e["embeddings_uri"], "out_uri": layout.sample(i), "rate": rate,
+          "seed": c.seed, "shard_index": n, "storage": c.storage}
          for n, (e, i) in enumerate(zip(embedded, ids, strict=True))],
-        opts,
-    )
-    meta = {"encoder": encoder, "normalize": normalize}
-    fit_call = (([r["sample_uri"] for r in sampled], layout.centres, n_fine, n_coarse,
-                 balanced, niter, seed, meta, opts), {})
-    centres_uri = gather_verified(fit_centres, [fit_call], opts)[0]["centres_uri"]
+        options_for,
+    )  # fmt: skip
+    fit_call = {
+        "sample_uris": [r["sample_uri"] for r in sampled], "out_uri": layout.centres,
+        "n_fine": c.n_fine, "n_coarse": c.n_coarse, "balanced": c.balanced, "niter": c.niter,
+        "seed": c.seed, "meta": {"encoder": c.encoder, "normalize": c.normalize},
+        "storage": c.storage,
+    }  # fmt: skip
+    centres_uri = gather_verified(fit_centres, [fit_call], options_for)[0]["centres_uri"]
     seconds["kmeans"] = time.perf_counter() - started
 
     started = time.perf_counter()
     assigned = gather_verified(
         assign_shard,
-        [((s, e["embeddings_uri"], centres_uri, i, output, outside_share, seed, n_examples,
-           opts), {})
+        [{"curated_uri": s, "embeddings_uri": e["embeddings_uri"], "centres_uri": centres_uri,
+          "shard": i, "output": c.output, "outside_share": c.outside_share, "seed": c.seed,
+          "n_examples": c.n_examples, "storage": c.storage}
          for s, e, i in zip(shards, embedded, ids, strict=True)],
-        opts,
-    )
+        options_for,
+    )  # fmt: skip
     seconds["assign"] = time.perf_counter() - started
 
-    report = cluster_report(assigned, Centres.load(centres_uri, **opts), n_examples)
-    write_json(layout.clusters, report, **opts)
+    report = cluster_report(assigned, Centres.load(centres_uri, **out), c.n_examples)
+    write_json(layout.clusters, report, **out)
     result = {
         "shards": len(shards),
         "pairs": report["pairs"],
@@ -141,19 +159,19 @@ def build_experts(
         "expert_sizes": report["expert_sizes"],
         "outside_added": [e["outside_added"] for e in report["experts"]],
         "empty_fine_clusters": report["empty_fine_clusters"],
-        "encoder": encoder,
-        "n_fine": n_fine,
-        "n_coarse": n_coarse,
-        "balanced": balanced,
-        "outside_share": outside_share,
-        "seed": seed,
+        "encoder": c.encoder,
+        "n_fine": c.n_fine,
+        "n_coarse": c.n_coarse,
+        "balanced": c.balanced,
+        "outside_share": c.outside_share,
+        "seed": c.seed,
         "seconds": seconds,
         "outputs": {
-            "experts": [layout.expert_dir(k) for k in range(n_coarse)],
+            "experts": [layout.expert_dir(k) for k in range(c.n_coarse)],
             "centres": layout.centres,
             "clusters": layout.clusters,
             "summary": layout.summary,
         },
     }
-    write_json(layout.summary, result, **opts)
+    write_json(layout.summary, result, **out)
     return result

@@ -1,69 +1,64 @@
 """The monthly service flow: curate the newest CommonCrawl dump that is not curated yet.
 
 collinfo.json -> the newest crawl ids -> skip those with <output_root>/<crawl>/summary.json ->
-take the crawl's guard (a lock file in its output folder) -> run `curate` on the crawl's WAT
-files -> release the guard. Deployed as `curate-new-crawl/monthly` (deployments/prefect.yaml)
-with a deployment concurrency limit of 1; the guard also stops a manual run of the same crawl.
+curate the first whose output is not leased by another run (metaclip.lease: one writer per
+output) into <output_root>/<crawl>/. Deployed as `curate-new-crawl/monthly`
+(deployments/prefect.yaml) with a deployment concurrency limit of 1; the lease also stops a
+manual run of the same crawl. The curation runs inside this flow run, so its tasks, progress
+and artifacts are on the run the schedule started.
+
+The crawl is read with `crawl_options` (anonymous for the public bucket by default) and
+nothing else: the output and metadata have their own options, and no anonymous access ever
+applies to them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
-from uuid import UUID
 
-from metaclip_prefect.flows.curate import curate
-from metaclip_prefect.tasks.retry import IO_TASK_OPTIONS
-from prefect import flow, get_client, get_run_logger, task
-from prefect.artifacts import create_markdown_artifact
+from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
-from prefect.runtime import flow_run
-from prefect.states import Failed
+from prefect.states import State
 
 from metaclip import crawls
 from metaclip.balance import DEFAULT_T
+from metaclip.config import MonthlyConfig
 from metaclip.errors import UserError
+from metaclip.lease import OutputBusyError
+from metaclip_prefect.flows.curate import run_curation
+from metaclip_prefect.flows.runners import DeferredDaskTaskRunner, configured, user_error
+from metaclip_prefect.tasks.artifacts import artifact_key, publish
+from metaclip_prefect.tasks.credentials import resolve
+from metaclip_prefect.tasks.retry import IO_TASK_OPTIONS
 
 # Retries as every I/O task, but no cache: the crawl list and the done crawls change.
 _IO = {
     **{k: v for k, v in IO_TASK_OPTIONS.items() if k != "persist_result"},
     "cache_policy": NO_CACHE,
 }
+# Parameters of `curate` that curate_options may set (the others are the monthly flow's own).
+CURATE_OPTIONS = frozenset({
+    "n_buckets", "one_text_per_image", "exclude_store", "store_tag", "input_format",
+    "languages", "reduce_fanout", "exclude_store_options", "dashboard_address",
+})  # fmt: skip
 
 
-@task(name="list-candidate-crawls", **_IO)
-def candidate_crawls(
-    collinfo: str, output_root: str, lookback: int, storage_options: dict[str, Any]
-) -> list[str]:
-    ids = crawls.read_collinfo(collinfo)  # public HTTPS or a local file: no bucket options
-    return crawls.choose_crawl(
-        ids, lambda c: crawls.is_done(output_root, c, **storage_options), lookback
-    )
+@task(name="list-crawls", **_IO)
+def list_crawls(collinfo: str) -> list[str]:
+    """The crawl ids of collinfo.json, newest first (public HTTPS or a local file)."""
+    return crawls.read_collinfo(collinfo)
 
 
-@task(name="list-wat-files", **_IO)
-def crawl_wat_files(
-    data_root: str, crawl_id: str, max_files: int | None, storage_options: dict[str, Any]
-) -> list[str]:
-    return crawls.wat_inputs(data_root, crawl_id, max_files, **storage_options)
+def _report(markdown: str, output_root: str) -> None:
+    from prefect.artifacts import create_markdown_artifact
+
+    publish(
+        create_markdown_artifact, markdown=markdown,
+        key=artifact_key("monthly", output_root), description="The monthly choice.",
+    )  # fmt: skip
 
 
-def run_has_ended(owner: str) -> bool:
-    """Whether the flow run holding a lock is over (crashed or cancelled runs leave locks)."""
-    try:
-        with get_client(sync_client=True) as client:
-            state = client.read_flow_run(UUID(owner)).state
-    except Exception:  # noqa: BLE001 - unknown owner (other server, bad id): trust the TTL
-        return False
-    return state is not None and state.is_final()
-
-
-def _report(markdown: str) -> None:
-    create_markdown_artifact(markdown, key="monthly-crawl", description="The monthly choice.")
-
-
-@flow(name="curate-new-crawl", log_prints=True)
+@flow(name="curate-new-crawl", log_prints=True, task_runner=DeferredDaskTaskRunner())
 def curate_new_crawl(
     output_root: str,
     metadata: str,
@@ -76,8 +71,10 @@ def curate_new_crawl(
     max_files: int | None = None,
     dask_address: str | None = None,
     n_workers: int | None = None,
-    storage_options: dict[str, Any] | None = None,
-    lock_ttl_hours: float = crawls.LOCK_TTL_S / 3600,
+    crawl_options: dict[str, Any] | str | None = None,
+    metadata_options: dict[str, Any] | str | None = None,
+    output_options: dict[str, Any] | str | None = None,
+    credentials: dict[str, str] | str | None = None,
     curate_options: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Curate the newest of the `lookback` newest crawls not done in output_root, if any.
@@ -86,56 +83,56 @@ def curate_new_crawl(
     (crawl-data/<crawl>/wat.paths.gz); `max_files` caps the WAT files (trial runs);
     `curate_options` are more parameters of `curate`, by name (e.g. {"n_buckets": 64}).
     """
-    opts = storage_options or {}
-    logger = get_run_logger()
+    params = dict(locals())
+    config = configured(lambda: _config(params))
+    if isinstance(config, State):
+        return config
     try:
-        candidates = candidate_crawls(collinfo, output_root, lookback, opts)
+        return run_monthly(config)
     except UserError as exc:
-        return Failed(message=str(exc))
-    owner = str(flow_run.get_id() or "local")
-    for crawl_id in candidates:
-        guard = crawls.lock_uri(output_root, crawl_id)
-        taken, holder = crawls.try_acquire(
-            guard, owner, ttl_s=lock_ttl_hours * 3600, owner_ended=run_has_ended, **opts
+        return user_error(exc)
+
+
+def _config(params: dict[str, Any]) -> MonthlyConfig:
+    extra = params.pop("curate_options") or {}
+    if not isinstance(extra, dict):
+        raise UserError("curate_options: must be an object of curate parameters")
+    refused = sorted(set(extra) - CURATE_OPTIONS)
+    if refused:
+        raise UserError(
+            f"curate_options: {', '.join(refused)} cannot be set there (allowed: "
+            f"{', '.join(sorted(CURATE_OPTIONS))}; the others are the monthly flow's own)"
         )
-        if taken:
-            params = dict(metadata=metadata, t=t, seed=seed, batch_size=batch_size,
-                          dask_address=dask_address, n_workers=n_workers)  # fmt: skip
-            params.update(curate_options or {})
-            output = crawls.crawl_output(output_root, crawl_id)
-            with _guard(guard, owner, opts):
-                return _curate_crawl(crawl_id, output, data_root, max_files, opts, params)
-        owner_of = holder.owner if holder else "?"
-        logger.info("%s is being curated by flow run %s: skipped", crawl_id, owner_of)
-    _report(f"Nothing to curate: the newest {lookback} crawl(s) are done or in progress.")
-    logger.info("nothing to curate in %s", output_root)
+    curate = {k: params.pop(k) for k in ("t", "seed", "batch_size", "dask_address", "n_workers",
+                                         "metadata_options", "output_options", "credentials")}
+    return MonthlyConfig.from_params(**params, curate={**curate, **extra})
+
+
+def run_monthly(config: MonthlyConfig) -> dict[str, Any]:
+    logger = get_run_logger()
+    output_opts = resolve(config.curate_config("CC-MAIN-2000-01").storage.output)
+    ids = list_crawls(config.collinfo)
+    candidates = crawls.choose_crawl(
+        ids, lambda c: crawls.is_done(config.output_root, c, **output_opts), config.lookback
+    )
+    for crawl_id in candidates:
+        curate_config = config.curate_config(crawl_id)
+        try:
+            _report(
+                f"Curating **{crawl_id}** (the newest of the {config.lookback} newest crawls "
+                f"not yet in `{config.output_root}`) into `{curate_config.output}`.",
+                config.output_root,
+            )
+            summary = run_curation(curate_config)
+        except OutputBusyError as exc:
+            logger.info("%s: skipped (%s)", crawl_id, exc)
+            continue
+        return {"crawl": crawl_id, "status": "curated", "output": curate_config.output,
+                "summary": summary}  # fmt: skip
+    _report(
+        f"Nothing to curate in `{config.output_root}`: the newest {config.lookback} crawl(s) "
+        f"({', '.join(ids[: config.lookback]) or 'none listed'}) are done or being curated.",
+        config.output_root,
+    )
+    logger.info("nothing to curate in %s", config.output_root)
     return {"crawl": None, "status": "nothing-to-do", "candidates": candidates}
-
-
-@contextmanager
-def _guard(uri: str, owner: str, opts: dict[str, Any]) -> Iterator[None]:
-    """Hold a crawl's guard (already taken) until the block ends, however it ends."""
-    try:
-        yield
-    finally:
-        crawls.release(uri, owner, **opts)
-
-
-def _curate_crawl(
-    crawl_id: str,
-    output: str,
-    data_root: str,
-    max_files: int | None,
-    opts: dict[str, Any],
-    params: dict[str, Any],
-) -> Any:
-    try:
-        files = crawl_wat_files(data_root, crawl_id, max_files, opts)
-    except UserError as exc:
-        return Failed(message=str(exc))
-    _report(f"Curating **{crawl_id}**: {len(files)} WAT files into `{output}`.")
-    # Parameters by name: curate's signature grows (n_buckets, exclude store, ...).
-    state = curate(inputs=files, output=output, storage_options=opts, return_state=True, **params)
-    if not state.is_completed():
-        return Failed(message=f"curation of {crawl_id} failed: {state.message}")
-    return {"crawl": crawl_id, "status": "curated", "output": output, "summary": state.result()}

@@ -1,70 +1,109 @@
 """Rebalance a finished curation with another t or seed: sampling only, no extraction,
-matching, dedup or counting again (they are read from the run's _work/)."""
+matching, dedup or counting again (they are read from the run's _work/).
+
+Everything it reads and writes is under the output it is given: the work record's paths are
+relative to the output, so a copied or moved output rebalances in place and the folder it was
+copied from is never touched.
+"""
 
 from __future__ import annotations
 
 import time
 from typing import Any
 
-from metaclip_prefect.flows.curate import sample_buckets
-from metaclip_prefect.flows.runners import dask_task_runner
-from metaclip_prefect.tasks.artifacts import publish_summary
-from metaclip_prefect.tasks.datacard import publish_datacard
-from prefect import flow, get_run_logger
-from prefect.states import Failed
+from prefect import flow
+from prefect.states import State
 
 from metaclip import curation, results, storage
+from metaclip.config import RebalanceConfig
 from metaclip.counts import read_entry_counts
+from metaclip.curation.plan import RunSettings
+from metaclip.curation.record import read_run_record, write_run_record
 from metaclip.errors import UserError
 from metaclip.paths import OutputLayout
+from metaclip_prefect.flows.curate import finish_run, sample_buckets
+from metaclip_prefect.flows.runners import (
+    DeferredDaskTaskRunner,
+    configured,
+    output_lease,
+    use_cluster,
+    user_error,
+)
+from metaclip_prefect.tasks.credentials import resolve, stores_for
 
 
-@flow(name="rebalance", log_prints=True)
+@flow(name="rebalance", log_prints=True, task_runner=DeferredDaskTaskRunner())
 def rebalance(
     output: str,
     t: float,
     seed: int | None = None,
+    output_options: dict[str, Any] | str | None = None,
+    exclude_store_options: dict[str, Any] | str | None = None,
+    credentials: dict[str, str] | str | None = None,
     dask_address: str | None = None,
     n_workers: int | None = None,
-    storage_options: dict[str, Any] | None = None,
     dashboard_address: str = ":8787",
 ) -> dict[str, Any]:
     """Write a new balanced set into `output`/curated from the run's matches and counts."""
-    opts = storage_options or {}
-    layout = OutputLayout(output)
+    params = dict(locals())
+    config = configured(lambda: RebalanceConfig.from_params(**params))
+    if isinstance(config, State):
+        return config
     try:
-        params, old = _finished_run(layout, opts)
+        return run_rebalance(config)
     except UserError as exc:
-        get_run_logger().error("%s", exc)
-        return Failed(message=str(exc))
-    params = {**params, "t": t, "seed": params["seed"] if seed is None else seed}
-    runner = dask_task_runner(dask_address, n_workers, dashboard_address)
-    return rebalance_buckets.with_options(task_runner=runner)(params, old, opts)
+        return user_error(exc)
 
 
-def _finished_run(layout: OutputLayout, opts: dict[str, Any]) -> tuple[dict, dict]:
-    if not storage.exists(layout.run_record, **opts) or not storage.exists(layout.summary, **opts):
-        raise UserError(f"no finished curation in {layout.root} (run `metaclip curate` first)")
-    return results.read_json(layout.run_record, **opts), results.read_json(layout.summary, **opts)
+def run_rebalance(config: RebalanceConfig) -> dict[str, Any]:
+    record, old = _finished_run(config)
+    settings = _settings(record, config)
+    stores = stores_for(config.storage, settings.exclude_store)
+    with output_lease(OutputLayout(config.output).lock, **stores.output):
+        use_cluster(config.cluster)
+        layout = OutputLayout(config.output)
+        storage.remove(layout.completion, **stores.output)  # it no longer describes the output
+        buckets = [
+            {"bucket": b, "dedup_uris": curation.dedup_parts(record, b)}
+            for b in range(settings.n_buckets)
+        ]
+        started = time.perf_counter()
+        sampled = sample_buckets(buckets, record["counts_uri"], settings, stores)
+        counts, _ = read_entry_counts(record["counts_uri"], **stores.output)
+        result = curation.rebalanced_summary(
+            old, sampled, counts, settings.t, settings.seed, time.perf_counter() - started
+        )
+        write_run_record(
+            config.output, settings.record(), record["counts_uri"], record["dedup_uris"],
+            **stores.output,
+        )  # fmt: skip
+        return finish_run(result, sampled, record["counts_uri"], settings, stores, None)
 
 
-@flow(name="rebalance-buckets")
-def rebalance_buckets(
-    params: dict[str, Any], old: dict[str, Any], storage_options: dict[str, Any]
-) -> dict[str, Any]:
-    layout = OutputLayout(params["output"])
-    buckets = [
-        {"bucket": b, "dedup_uris": curation.dedup_parts(params, b)}
-        for b in range(params["n_buckets"])
-    ]
-    started = time.perf_counter()
-    sampled = sample_buckets(buckets, params["counts_uri"], params, storage_options)
-    counts, _ = read_entry_counts(params["counts_uri"], **storage_options)
-    result = curation.rebalanced_summary(
-        old, sampled, counts, params["t"], params["seed"], time.perf_counter() - started
+def _finished_run(config: RebalanceConfig) -> tuple[dict[str, Any], dict[str, Any]]:
+    opts = resolve(config.storage.output)
+    layout = OutputLayout(config.output)
+    record = read_run_record(config.output, **opts)
+    if not storage.exists(layout.summary, **opts):
+        raise UserError(f"no finished curation in {config.output} (no summary.json)")
+    return record, results.read_json(layout.summary, **opts)
+
+
+def _settings(record: dict[str, Any], config: RebalanceConfig) -> RunSettings:
+    """The run's settings, with this output, the new t and seed, and this call's storage."""
+    return RunSettings(
+        output=config.output,
+        metadata_uri=record["metadata_uri"],
+        metadata_sha256=record["metadata_sha256"],
+        n_buckets=int(record["n_buckets"]),
+        input_format=record.get("input_format", "auto"),
+        languages=tuple(record["languages"]) if record.get("languages") else None,
+        t=config.t,
+        seed=int(record["seed"]) if config.seed is None else config.seed,
+        one_text_per_image=bool(record.get("one_per_image", True)),
+        exclude_store=record.get("exclude_store"),
+        store_tag=record.get("store_tag") or curation.default_store_tag(config.output),
+        batch_size=int(record.get("batch_size", 16)),
+        reduce_fanout=int(record.get("reduce_fanout", 16)),
+        storage=config.storage,
     )
-    results.write_json(layout.run_record, params, **storage_options)
-    results.write_json(layout.summary, result, **storage_options)
-    publish_summary(result)
-    publish_datacard(params["output"], params["t"], storage_options=storage_options)
-    return result

@@ -1,15 +1,32 @@
-"""The Dask task runner: an existing scheduler by address, a cluster class named in the
-environment (Slurm, Kubernetes, ...), else a local cluster sized to the box."""
+"""How every flow starts: its configuration checked, its output leased, then its tasks on a
+Dask cluster chosen at run time.
+
+`DeferredDaskTaskRunner` is every flow's task runner: Prefect enters it with the flow run, but
+it starts no cluster until the flow has validated its configuration and called
+`use_cluster(...)`, and the first task is submitted. So tasks, their progress and artifacts
+all belong to the flow run the user started (no inner flow), and a mistake costs no cluster.
+
+The cluster: an existing scheduler by address, a cluster class named in the environment
+(Slurm, Kubernetes, ...), else a local cluster sized to the box.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
+from uuid import UUID
 
-from prefect import get_client
+from prefect import get_client, get_run_logger
+from prefect.context import FlowRunContext
+from prefect.runtime import flow_run
+from prefect.states import Failed, State
 from prefect_dask import DaskTaskRunner
 
+from metaclip import lease
+from metaclip.config import ClusterConfig
 from metaclip.errors import UserError
 
 # A cluster manager for every flow, set where the flows run (a work pool's env, a shell):
@@ -43,28 +60,85 @@ def _json_env(name: str) -> dict[str, Any] | None:
     return value
 
 
-def dask_task_runner(
-    address: str | None = None,
-    n_workers: int | None = None,
-    dashboard_address: str = ":8787",
-) -> DaskTaskRunner:
-    """Call inside a flow run. Workers of an existing cluster need PREFECT_API_URL themselves."""
-    if address:
-        return DaskTaskRunner(address=address)
-    cluster_class = os.environ.get(CLUSTER_ENV, "").strip()
-    if cluster_class:
-        return DaskTaskRunner(
-            cluster_class=cluster_class,
-            cluster_kwargs=_json_env(CLUSTER_KWARGS_ENV) or {},
-            adapt_kwargs=_json_env(ADAPT_ENV),
-        )
-    cluster_kwargs: dict[str, Any] = {
-        # One single-threaded process per core: matching and parsing hold the GIL.
-        "n_workers": n_workers or os.cpu_count() or 1,
-        "threads_per_worker": 1,
-        "processes": True,
-        "dashboard_address": dashboard_address,  # ":0" picks a free port
-        # Local workers report to this flow's API, not to temporary servers of their own.
-        "env": {"PREFECT_API_URL": current_api_url()},
-    }
-    return DaskTaskRunner(cluster_kwargs=cluster_kwargs)
+class DeferredDaskTaskRunner(DaskTaskRunner):
+    """A DaskTaskRunner whose cluster the flow chooses after validating its parameters."""
+
+    def configure(self, cluster: ClusterConfig) -> None:
+        if self._client is not None:
+            raise RuntimeError("the Dask cluster has already started")
+        if cluster.dask_address:
+            self.address = cluster.dask_address
+            return
+        cluster_class = os.environ.get(CLUSTER_ENV, "").strip()
+        if cluster_class:
+            from prefect.utilities.importtools import from_qualified_name
+
+            self.cluster_class = cluster_class
+            self.resolved_cluster_class = from_qualified_name(cluster_class)
+            self.cluster_kwargs = _json_env(CLUSTER_KWARGS_ENV) or {}
+            self.adapt_kwargs = _json_env(ADAPT_ENV) or {}
+            return
+        self.cluster_kwargs = {
+            # One single-threaded process per core: matching and parsing hold the GIL.
+            "n_workers": cluster.n_workers or os.cpu_count() or 1,
+            "threads_per_worker": 1,
+            "processes": True,
+            "dashboard_address": cluster.dashboard_address,  # ":0" picks a free port
+            # Local workers report to this flow's API, not to temporary servers of their own.
+            "env": {"PREFECT_API_URL": current_api_url()},
+        }
+
+
+def use_cluster(cluster: ClusterConfig) -> None:
+    """Point this flow run's task runner at the cluster of its configuration."""
+    context = FlowRunContext.get()
+    runner = context.task_runner if context else None
+    if isinstance(runner, DeferredDaskTaskRunner):
+        runner.configure(cluster)
+
+
+def user_error(exc: UserError) -> State:
+    """The flow's end for a user mistake: one line, in the log and as the Failed state's
+    message (the CLI exits 2 on it: the state's data is the UserError)."""
+    get_run_logger().error("%s", exc)
+    return Failed(message=str(exc), data=exc)
+
+
+def configured(build: Callable[[], Any]) -> Any:
+    """build() or, for a UserError, the flow's Failed state (see user_error)."""
+    try:
+        return build()
+    except UserError as exc:
+        return user_error(exc)
+
+
+def run_owner() -> str:
+    """Who holds an output's lease: the top flow run of this run (a monthly run and the
+    curation it starts share it), or this process outside Prefect."""
+    for get in (flow_run.get_root_flow_run_id, flow_run.get_id):
+        try:
+            run_id = get()
+        except Exception:  # noqa: BLE001 - no run context, or the API is unreachable
+            run_id = None
+        if run_id:
+            return str(run_id)
+    return f"pid-{os.getpid()}"
+
+
+def run_has_ended(owner: str) -> bool:
+    """Whether the flow run holding a lease is over (crashed or cancelled runs leave leases)."""
+    try:
+        with get_client(sync_client=True) as client:
+            state = client.read_flow_run(UUID(owner)).state
+    except Exception:  # noqa: BLE001 - unknown owner (other server, a pid): trust the TTL
+        return False
+    return state is not None and state.is_final()
+
+
+@contextmanager
+def output_lease(output_lock_uri: str, **storage_options: Any) -> Iterator[None]:
+    """Hold an output's lease for the block (metaclip.lease); OutputBusyError if another live
+    run holds it."""
+    owner = run_owner()
+    with lease.held(output_lock_uri, owner, owner_ended=run_has_ended, **storage_options):
+        yield

@@ -1,15 +1,16 @@
 """Gather task results, recomputing any whose output files changed since they were cached.
 
-Prefect's cache remembers a task's return value, not that its files are still the ones it
+A cached result remembers what the task returned, not that its files are still the ones it
 wrote: an operator may have deleted an output directory, or a run with another t may have
 overwritten a part. Each result maps its outputs to their identity when written (size and mtime,
-or ETag); where one is gone or different, the task is submitted again with refresh_cache, which
-recomputes it and overwrites the cache entry.
+or ETag); where one is gone or different, the task is submitted again with `refresh=True`
+(tasks cached as data) or Prefect's refresh_cache (tasks on Prefect's result store).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import inspect
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from prefect import Task, get_run_logger
@@ -17,25 +18,46 @@ from prefect.futures import PrefectFuture
 
 from metaclip.results import changed_outputs
 
+Calls = Sequence[Mapping[str, Any]]
+
 
 def gather_verified(
     task: Task,
-    calls: Sequence[tuple[tuple[Any, ...], dict[str, Any]]],
-    storage_options: dict[str, Any],
+    calls: Calls,
+    options_for: Callable[[str], dict[str, Any]],
+    on_done: Callable[[int], None] | None = None,
 ) -> list[dict[str, Any]]:
-    """Submit task(*args, **kwargs) for each call; return results whose outputs are intact."""
-    futures: list[PrefectFuture] = [task.submit(*a, **kw) for a, kw in calls]
-    results = _results_with_progress(futures, task.name)
-    stale = [i for i, r in enumerate(results) if changed_outputs(r, **storage_options)]
+    """Submit task(**call) for each call; return results whose outputs are intact.
+
+    options_for(uri): the storage options of an output a result names. on_done(done)
+    is told as results come in (stage progress)."""
+    futures: list[PrefectFuture] = [task.submit(**call) for call in calls]
+    results = _results_with_progress(futures, task.name, on_done)
+    stale = [i for i, r in enumerate(results) if changed_outputs(r, options_for)]
     if stale:
-        redo = task.with_options(refresh_cache=True)
-        again = {i: redo.submit(*calls[i][0], **calls[i][1]) for i in stale}
+        again = {i: _refreshed(task).submit(**_refresh(task, calls[i])) for i in stale}
         for i, future in again.items():
             results[i] = future.result()
     return results
 
 
-def _results_with_progress(futures: Sequence[PrefectFuture], name: str) -> list[dict[str, Any]]:
+def _takes_refresh(task: Task) -> bool:
+    return "refresh" in inspect.signature(task.fn).parameters
+
+
+def _refreshed(task: Task) -> Task:
+    return task if _takes_refresh(task) else task.with_options(refresh_cache=True)
+
+
+def _refresh(task: Task, call: Mapping[str, Any]) -> dict[str, Any]:
+    return {**call, "refresh": True} if _takes_refresh(task) else dict(call)
+
+
+def _results_with_progress(
+    futures: Sequence[PrefectFuture],
+    name: str,
+    on_done: Callable[[int], None] | None,
+) -> list[dict[str, Any]]:
     """Results in submission order, logging `name: k/n done` about every tenth of a stage: the
     progress line of a long stage in the terminal and in the UI's flow-run log."""
     logger = get_run_logger()
@@ -43,6 +65,8 @@ def _results_with_progress(futures: Sequence[PrefectFuture], name: str) -> list[
     results = []
     for done, future in enumerate(futures, 1):
         results.append(future.result())
+        if on_done is not None:
+            on_done(done)
         if len(futures) > 1 and (done % step == 0 or done == len(futures)):
             logger.info("%s: %d/%d done", name, done, len(futures))
     return results

@@ -9,6 +9,7 @@ The expected curated size at t is exact, with no sampling (metaclip/expected_siz
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +21,7 @@ import pyarrow.compute as pc
 
 from metaclip import balance, storage
 from metaclip.counts import SparseCounts
+from metaclip.curation.record import read_run_record
 from metaclip.curation.sample import iter_candidate_units
 from metaclip.errors import UserError
 from metaclip.expected_size import (
@@ -122,8 +124,7 @@ def candidate_source(output: str, **storage_options: Any) -> UnitSource:
     record = OutputLayout(output).run_record
     if storage.exists(record, **storage_options):
         # The weights must follow the run's own sampling: one text per image, or every pair.
-        per_image = orjson.loads(storage.read_bytes(record, **storage_options)).get(
-            "one_per_image", True)
+        per_image = read_run_record(output, **storage_options).get("one_per_image", True)
         return lambda: iter_candidate_units(output, one_per_image=per_image, **storage_options)
     return lambda: matched_pair_units(output, **storage_options)  # an output from before run.json
 
@@ -354,20 +355,39 @@ def _array(values: list[float] | None) -> np.ndarray | None:
     return None if values is None else np.asarray(values)
 
 
+def render_card(run: RunData, card: dict[str, Any]) -> dict[str, bytes]:
+    """Every file of the card by name: the PNGs, datacard.json, datacard.md (relative links)."""
+    blobs = render_files(run, card)
+    blobs["datacard.json"] = card_json(card)
+    blobs["datacard.md"] = render_markdown(card).encode()
+    return blobs
+
+
+def png_data_uri(png: bytes) -> str:
+    """A data: URI of PNG bytes, to embed a plot in Markdown wherever the card is shown."""
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
+def embedded_images(blobs: dict[str, bytes]) -> dict[str, str]:
+    """Plot name -> data URI, for render_markdown, from render_card's blobs."""
+    return {name: png_data_uri(blobs[file]) for name, file in PLOT_FILES.items() if file in blobs}
+
+
+def write_files(blobs: dict[str, bytes], out_dir: str, **storage_options: Any) -> dict[str, str]:
+    """Write each blob to out_dir/<name> atomically; their URIs by name."""
+    written = {}
+    for name, blob in blobs.items():
+        written[name] = storage.join(out_dir, name)
+        storage.write_bytes_atomic(written[name], blob, **storage_options)
+    return written
+
+
 def write_datacard(
     run: RunData, card: dict[str, Any], out_dir: str | None = None, **storage_options: Any
 ) -> dict[str, str]:
     """Write datacard.json, datacard.md and the PNGs (atomically); their URIs by name."""
-    out_dir = out_dir or datacard_dir(run.output)
-    blobs = render_files(run, card)
-    blobs["datacard.json"] = card_json(card)
-    blobs["datacard.md"] = render_markdown(card).encode()
-    written = {}
-    for name, blob in blobs.items():
-        uri = storage.join(out_dir, name)
-        storage.write_bytes_atomic(uri, blob, **storage_options)
-        written[name] = uri
-    return written
+    blobs = render_card(run, card)
+    return write_files(blobs, out_dir or datacard_dir(run.output), **storage_options)
 
 
 # --------------------------------------------------------------------------- two runs

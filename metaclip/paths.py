@@ -4,7 +4,9 @@
   curated/part-<bucket>.parquet            balanced pairs, img2dataset-ready (url, caption, ...)
   entry_counts.parquet                     global counts per entry, with the metadata's sha256
   summary.json                             what was read, matched, kept, skipped; time per stage
-  _work/run.json                           the run's parameters (read by rebalance)
+  _lock.json                               the lease of the run writing it (metaclip.lease)
+  _work/run.json                           the run's parameters, paths relative to <root>
+  _work/tasks/<task>/<key>.json            task results (JSON with a checksum; the cache)
   _work/matched/bucket=<b>/<batch>.parquet a batch's matched pairs that fall in bucket b
   _work/manifests/<batch>.json             written last: the batch is complete (rows, checksums)
   _work/index-<digest>.parquet             every committed part: bucket, batch, rows, sha256
@@ -29,6 +31,12 @@ def bucket_name(bucket: int) -> str:
 
 def _sub_suffix(sub: int | None) -> str:
     return "" if sub is None else f"-s{sub:03d}"
+
+
+def lock_uri(root: str) -> str:
+    """The lease of the run writing under `root`, whatever the flow (a curation, a metadata
+    build, data experts): metaclip.lease."""
+    return join(root, "_lock.json")
 
 
 @dataclass(frozen=True)
@@ -56,8 +64,17 @@ class OutputLayout:
         return join(self.root, "complete.json")
 
     @property
+    def lock(self) -> str:
+        """The lease of the run writing this output: metaclip.lease."""
+        return join(self.root, "_lock.json")
+
+    @property
     def run_record(self) -> str:
         return join(self.root, "_work", "run.json")
+
+    def task_result(self, task: str, key: str) -> str:
+        """A task's result, as data: metaclip.results.store_result."""
+        return join(self.root, "_work", "tasks", task, f"{key}.json")
 
     def matched_dir(self, bucket: int) -> str:
         return join(self.root, "_work", "matched", f"bucket={bucket_name(bucket)}")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import resource
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import orjson
@@ -26,11 +26,17 @@ def written(uris: Iterable[str], **storage_options: Any) -> dict[str, str]:
     return {u: file_identity(u, **storage_options) for u in uris}
 
 
-def changed_outputs(result: dict[str, Any], **storage_options: Any) -> list[str]:
-    """The outputs a cached result names that are gone or no longer what it wrote."""
+def changed_outputs(
+    result: dict[str, Any],
+    options_for: Callable[[str], dict[str, Any]] | None = None,
+    **storage_options: Any,
+) -> list[str]:
+    """The outputs a cached result names that are gone or no longer what it wrote
+    (options_for: each output's storage options, where they differ by location)."""
     return [
         uri for uri, identity in result["outputs"].items()
-        if file_identity(uri, **storage_options) != identity
+        if file_identity(uri, **(options_for(uri) if options_for else storage_options))
+        != identity
     ]
 
 
@@ -43,3 +49,39 @@ def write_json(uri: str, data: dict[str, Any], **storage_options: Any) -> str:
 
 def read_json(uri: str, **storage_options: Any) -> dict[str, Any]:
     return orjson.loads(storage.read_bytes(uri, **storage_options))
+
+
+# --- task results as data ------------------------------------------------------------------
+# A task's result is stored as JSON beside the run's work, with the sha256 of its canonical
+# bytes and the key it answers: loading it parses data (never unpickles), and a record that
+# fails either check is reported as damaged and recomputed by the caller.
+
+
+def _canonical(result: dict[str, Any]) -> bytes:
+    return orjson.dumps(result, option=orjson.OPT_SORT_KEYS)
+
+
+def store_result(uri: str, key: str, result: dict[str, Any], **storage_options: Any) -> None:
+    body = _canonical(result)
+    record = {"key": key, "sha256": hashlib.sha256(body).hexdigest(), "result": result}
+    storage.write_bytes_atomic(uri, orjson.dumps(record), **storage_options)
+
+
+def load_result(uri: str, key: str, **storage_options: Any) -> tuple[dict[str, Any] | None, bool]:
+    """(result, damaged): (None, False) when there is none, (None, True) when the record is
+    not valid JSON, answers another key or fails its checksum."""
+    try:
+        blob = storage.read_bytes(uri, **storage_options)
+    except FileNotFoundError:
+        return None, False
+    try:
+        record = orjson.loads(blob)
+        result = record["result"]
+        valid = (
+            record["key"] == key
+            and isinstance(result, dict)
+            and hashlib.sha256(_canonical(result)).hexdigest() == record["sha256"]
+        )
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        valid = False
+    return (result, False) if valid else (None, True)

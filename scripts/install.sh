@@ -1,6 +1,11 @@
 #!/usr/bin/env bash
 # Create .venv (if missing) and install the locked dependencies plus this project.
-# Sourced by scripts/demo.sh and scripts/test.sh; safe to rerun (pip skips what is installed).
+# Sourced by scripts/demo.sh (runtime only) and scripts/test.sh (METACLIP_WITH_DEV=1: the test
+# and lint tools too); safe to rerun (pip skips what is installed).
+#   requirements.lock        the runtime: what `pip install .` needs
+#   requirements-build.lock  the build backend (setuptools) for the editable install below
+#   requirements-dev.lock    requirements.lock + pytest, ruff, moto, hadolint, ... (METACLIP_WITH_DEV=1)
+#   requirements-mode.lock   the optional MoDE group: torch, faiss, ... (METACLIP_WITH_MODE=1)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 PYTHON="${PYTHON:-python3.11}"
@@ -10,7 +15,11 @@ if [ ! -x .venv/bin/python ]; then
 fi
 # shellcheck disable=SC1091
 . .venv/bin/activate
-python -m pip install -q --disable-pip-version-check -r requirements.lock
+locks=(-r requirements.lock -r requirements-build.lock)
+if [ "${METACLIP_WITH_DEV:-0}" = "1" ]; then
+  locks+=(-r requirements-dev.lock)
+fi
+python -m pip install -q --disable-pip-version-check "${locks[@]}"
 if [ "${METACLIP_WITH_MODE:-0}" = "1" ]; then  # the optional MoDE group (torch, faiss, ...)
   python -m pip install -q --disable-pip-version-check -r requirements-mode.lock
 fi

@@ -1,16 +1,61 @@
-"""Prefect cache keys built from metaclip.cachekeys (the one recipe).
+"""Task caching for the project: keys from metaclip.cachekeys (the one recipe), results as
+data under the run's own output (metaclip.results.store_result), never pickles.
 
-Use `cache_on(files=(...), params=(...))` as a task's cache_key_fn: `files` names the task
-parameters that hold input file URIs (a string or a list of them), `params` the parameters that
-change the output. Everything else (for example a scheduler address) is left out of the key.
+`cached_run(...)` is the body of every curation task: it returns the stored result of the same
+work (key: the task's name, the parameters that change its output, its input files'
+identities) when one is intact, as a task state named "Cached" so the UI tells them apart;
+otherwise it computes, stores and returns the result. A stored result that is damaged or
+tampered with is recomputed, and the result says so (`cache: "damaged"`). Because results live
+under the output, any process of any deployment that writes the same output finds them: no
+per-process result storage to agree on.
+
+`cache_on(...)` keys the tasks that still use Prefect's own result persistence (metadata,
+data experts).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from prefect.cache_policies import NO_CACHE
+from prefect.states import Completed, State
+
 from metaclip.cachekeys import make_key
+from metaclip.paths import OutputLayout
+from metaclip.results import load_result, store_result
+from metaclip_prefect.tasks.retry import IO_TASK_OPTIONS
+
+# Options of every task cached by cached_run: Prefect neither caches nor persists results.
+DATA_CACHED_TASK: dict[str, Any] = {
+    **{k: v for k, v in IO_TASK_OPTIONS.items() if k != "persist_result"},
+    "persist_result": False,
+    "cache_policy": NO_CACHE,
+}
+
+
+def cached_run(
+    task: str,
+    output: str,
+    params: Mapping[str, Any],
+    compute: Callable[[], dict[str, Any]],
+    *,
+    files: Sequence[str] = (),
+    file_options: Mapping[str, Any] | None = None,
+    output_options: Mapping[str, Any] | None = None,
+    refresh: bool = False,
+) -> dict[str, Any] | State:
+    key = make_key(task, params, files, file_options)
+    uri = OutputLayout(output).task_result(task, key)
+    opts = dict(output_options or {})
+    damaged = False
+    if not refresh:
+        stored, damaged = load_result(uri, key, **opts)
+        if stored is not None:
+            return Completed(data={**stored, "cache": "hit"}, name="Cached")
+    result = compute()
+    store_result(uri, key, result, **opts)
+    return {**result, "cache": "damaged" if damaged else "computed"}
 
 
 def _as_list(value: Any) -> list[str]:
@@ -24,6 +69,9 @@ def _as_list(value: Any) -> list[str]:
 def cache_on(
     files: Sequence[str] = (), params: Sequence[str] = ()
 ) -> Callable[[Any, dict[str, Any]], str]:
+    """A Prefect cache_key_fn: `files` names the parameters holding input file URIs (a string
+    or a list), `params` those that change the output."""
+
     def key_fn(context: Any, parameters: dict[str, Any]) -> str:
         task_name = context.task.name if context is not None else "task"
         uris = [u for name in files for u in _as_list(parameters.get(name))]

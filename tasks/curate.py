@@ -1,124 +1,118 @@
-"""Prefect tasks of the curation flow: each wraps one function of metaclip.curation."""
+"""Prefect tasks of the curation flow: each runs one stage function of metaclip.curation on
+typed fields (the run's RunSettings and the task's own batch, bucket or group), with the
+project's retry policy and results cached as data under the output (tasks.caching)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from metaclip_prefect.tasks.caching import cache_on
-from metaclip_prefect.tasks.retry import IO_TASK_OPTIONS
 from prefect import task
+from prefect.states import State
 
 from metaclip import curation
+from metaclip.curation.plan import RunSettings
+from metaclip_prefect.tasks.caching import DATA_CACHED_TASK, cached_run
+from metaclip_prefect.tasks.credentials import stores_for
+
+Result = dict[str, Any] | State
 
 
-@task(
-    name="extract-and-match",
-    cache_key_fn=cache_on(
-        files=("files", "metadata_uri"),
-        params=("batch_id", "output", "metadata_sha256", "n_buckets", "fmt", "languages"),
-    ),
-    **IO_TASK_OPTIONS,
-)
+@task(name="extract-and-match", **DATA_CACHED_TASK)
 def extract_and_match(
-    files: list[str],
-    batch_id: str,
-    output: str,
-    metadata_uri: str,
-    metadata_sha256: str,
-    n_buckets: int,
-    fmt: str = "auto",
-    languages: list[str] | None = None,
-    storage_options: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    return curation.process_batch(
-        files, batch_id, output, metadata_uri, metadata_sha256, n_buckets, fmt, languages,
-        storage_options,
-    )
+    batch_id: str, files: list[str], settings: RunSettings, refresh: bool = False
+) -> Result:
+    s = settings
+    stores = stores_for(s.storage, s.exclude_store)
+    params = {"batch_id": batch_id, "output": s.output, "metadata_sha256": s.metadata_sha256,
+              "n_buckets": s.n_buckets, "fmt": s.input_format, "languages": s.languages}
+    return cached_run(
+        "extract-and-match", s.output, params,
+        lambda: curation.process_batch(
+            files, batch_id, s.output, s.metadata_uri, s.metadata_sha256, s.n_buckets,
+            s.input_format, s.languages, stores,
+        ),
+        files=files, file_options=stores.inputs, output_options=stores.output, refresh=refresh,
+    )  # fmt: skip
 
 
-@task(
-    name="index-buckets",
-    cache_key_fn=cache_on(params=("batches_digest", "out_uri")),
-    **IO_TASK_OPTIONS,
-)
+@task(name="index-buckets", **DATA_CACHED_TASK)
 def index_buckets(
-    manifest_uris: list[str],
-    batches_digest: str,
-    out_uri: str,
-    storage_options: dict[str, Any] | None = None,
-) -> dict[str, Any]:
+    manifest_uris: list[str], batches_digest: str, out_uri: str, settings: RunSettings,
+    refresh: bool = False,
+) -> Result:  # fmt: skip
     """`batches_digest` identifies the manifests (their content), so it stands for them."""
-    return curation.build_bucket_index(manifest_uris, out_uri, **(storage_options or {}))
+    stores = stores_for(settings.storage, settings.exclude_store)
+    return cached_run(
+        "index-buckets", settings.output, {"batches_digest": batches_digest, "out_uri": out_uri},
+        lambda: curation.build_bucket_index(manifest_uris, out_uri, **stores.output),
+        output_options=stores.output, refresh=refresh,
+    )  # fmt: skip
 
 
-@task(
-    name="dedup-and-count",
-    cache_key_fn=cache_on(
-        files=("index_uri",),
-        params=("bucket", "output", "exclude_store", "store_tag"),
-    ),
-    **IO_TASK_OPTIONS,
-)
+@task(name="dedup-and-count", **DATA_CACHED_TASK)
 def dedup_and_count(
-    bucket: int,
-    index_uri: str,
-    output: str,
-    exclude_store: str | None = None,
-    store_tag: str = "",
-    storage_options: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    return curation.process_bucket(
-        bucket, index_uri, output, exclude_store, store_tag, storage_options
-    )
+    bucket: int, index_uri: str, settings: RunSettings, refresh: bool = False
+) -> Result:
+    s = settings
+    stores = stores_for(s.storage, s.exclude_store)
+    params = {"bucket": bucket, "output": s.output, "exclude_store": s.exclude_store,
+              "store_tag": s.store_tag}  # fmt: skip
+    return cached_run(
+        "dedup-and-count", s.output, params,
+        lambda: curation.process_bucket(
+            bucket, index_uri, s.output, s.exclude_store, s.store_tag, stores
+        ),
+        files=[index_uri], file_options=stores.output, output_options=stores.output,
+        refresh=refresh,
+    )  # fmt: skip
 
 
-@task(
-    name="reduce-counts",
-    cache_key_fn=cache_on(files=("uris",), params=("out_uri",)),
-    **IO_TASK_OPTIONS,
-)
+@task(name="reduce-counts", **DATA_CACHED_TASK)
 def reduce_counts(
-    uris: list[str], out_uri: str, storage_options: dict[str, Any] | None = None
-) -> dict[str, Any]:
-    return curation.reduce_counts(uris, out_uri, **(storage_options or {}))
+    uris: list[str], out_uri: str, settings: RunSettings, refresh: bool = False
+) -> Result:
+    stores = stores_for(settings.storage, settings.exclude_store)
+    return cached_run(
+        "reduce-counts", settings.output, {"out_uri": out_uri},
+        lambda: curation.reduce_counts(uris, out_uri, **stores.output),
+        files=uris, file_options=stores.output, output_options=stores.output, refresh=refresh,
+    )  # fmt: skip
 
 
-@task(
-    name="write-entry-counts",
-    cache_key_fn=cache_on(files=("total_uri", "metadata_uri"), params=("out_uri",)),
-    **IO_TASK_OPTIONS,
-)
+@task(name="write-entry-counts", **DATA_CACHED_TASK)
 def write_entry_counts(
-    total_uri: str,
-    metadata_uri: str,
-    out_uri: str,
-    storage_options: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    return curation.write_entry_counts(total_uri, metadata_uri, out_uri, **(storage_options or {}))
+    total_uri: str, out_uri: str, settings: RunSettings, refresh: bool = False
+) -> Result:
+    s = settings
+    stores = stores_for(s.storage, s.exclude_store)
+    return cached_run(
+        "write-entry-counts", s.output,
+        {"out_uri": out_uri, "metadata_sha256": s.metadata_sha256},
+        lambda: curation.write_entry_counts(
+            total_uri, s.metadata_uri, out_uri, stores.metadata, **stores.output
+        ),
+        files=[total_uri], file_options=stores.output, output_options=stores.output,
+        refresh=refresh,
+    )  # fmt: skip
 
 
-@task(
-    name="sample",
-    cache_key_fn=cache_on(
-        files=("counts_uri", "dedup_uris"),
-        params=("bucket", "output", "t", "seed", "one_per_image", "exclude_store", "store_tag"),
-    ),
-    **IO_TASK_OPTIONS,
-)
+@task(name="sample", **DATA_CACHED_TASK)
 def sample(
-    bucket: int,
-    dedup_uris: list[str],
-    output: str,
-    counts_uri: str,
-    t: float,
-    seed: int,
-    one_per_image: bool = True,
-    exclude_store: str | None = None,
-    store_tag: str = "",
-    storage_options: dict[str, Any] | None = None,
-) -> dict[str, Any]:
+    bucket: int, dedup_uris: list[str], counts_uri: str, settings: RunSettings,
+    refresh: bool = False,
+) -> Result:  # fmt: skip
     """`dedup_uris` are the bucket's input (one part, or one per sub-bucket)."""
-    return curation.sample_bucket(
-        bucket, output, counts_uri, t, seed, one_per_image, exclude_store, store_tag,
-        storage_options, dedup_uris,
-    )
+    s = settings
+    stores = stores_for(s.storage, s.exclude_store)
+    params = {"bucket": bucket, "output": s.output, "t": s.t, "seed": s.seed,
+              "one_per_image": s.one_text_per_image, "exclude_store": s.exclude_store,
+              "store_tag": s.store_tag}  # fmt: skip
+    return cached_run(
+        "sample", s.output, params,
+        lambda: curation.sample_bucket(
+            bucket, s.output, counts_uri, s.t, s.seed, s.one_text_per_image, s.exclude_store,
+            s.store_tag, stores, dedup_uris,
+        ),
+        files=[counts_uri, *dedup_uris], file_options=stores.output,
+        output_options=stores.output, refresh=refresh,
+    )  # fmt: skip

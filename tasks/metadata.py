@@ -1,31 +1,71 @@
 """Prefect tasks for building metadata: thin wrappers over metaclip.metadata.
 
 Each task does a batch of files or one partition. Transient I/O failures are retried (see
-tasks/retry.py). Results are persisted and keyed with tasks/caching.py cache_on, so a rerun skips
+tasks/retry.py). Results are persisted and keyed with `cache_on_locations`, so a rerun skips
 finished work (the flow recomputes a cached result whose outputs are gone, and the library also
 reuses finished, content-addressed outputs by itself). The final merge is never cached: it is
 cheap, and it writes the files users look at.
+
+Every task takes the run's `storage` (metaclip.config.StorageConfig: plain options and Secret
+block names, never secrets) and resolves it here, in the worker, where files are opened:
+inputs with the `inputs` location, the work folder and the output with the `output` location.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from metaclip_prefect.tasks.caching import cache_on
-from metaclip_prefect.tasks.retry import IO_TASK_OPTIONS
 from prefect import task
+from prefect.cache_policies import NO_CACHE
 
+from metaclip.cachekeys import file_identity, make_key
+from metaclip.config import StorageConfig
 from metaclip.metadata import build, ngrams, pmi, titles, wordnet
 from metaclip.metadata.ngrams import NgramBatch
 from metaclip.metadata.pmi import JoinedPartition, ScoredPartition, UnigramPartition
 from metaclip.metadata.sources import SourceList
 from metaclip.metadata.titles import TitleBatch
+from metaclip_prefect.tasks.credentials import resolve
+from metaclip_prefect.tasks.retry import IO_TASK_OPTIONS
 
-Options = dict[str, Any] | None
+_UNCACHED = {
+    **{k: v for k, v in IO_TASK_OPTIONS.items() if k != "persist_result"},
+    "cache_policy": NO_CACHE,
+}
 
 
-_UNCACHED = {k: v for k, v in IO_TASK_OPTIONS.items() if k != "persist_result"}
+def _as_list(value: Any) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value]
+    return [str(v) for v in value]
+
+
+def cache_on_locations(
+    files: Mapping[str, str] | None = None, params: Sequence[str] = ()
+) -> Callable[[Any, dict[str, Any]], str]:
+    """A Prefect cache_key_fn over metaclip.cachekeys.make_key: `files` maps the parameters
+    that hold file URIs (a string or a list) to the location they are on ("inputs" or
+    "output"), whose identities are taken with that location's options from the task's
+    `storage` parameter (resolved in the worker; the key holds no option, only identities);
+    `params` names the parameters that change the output."""
+    by_parameter = dict(files or {})
+
+    def key_fn(context: Any, parameters: dict[str, Any]) -> str:
+        name = context.task.name if context is not None else "task"
+        storage = parameters.get("storage") or StorageConfig()
+        identities: dict[str, list[str]] = {}
+        for parameter, location in by_parameter.items():
+            opts = resolve(getattr(storage, location))
+            identities.setdefault(location, []).extend(
+                file_identity(uri, **opts) for uri in _as_list(parameters.get(parameter))
+            )
+        chosen = {p: parameters.get(p) for p in params}
+        return make_key(name, {**chosen, "file_identities": identities})
+
+    return key_fn
 
 
 def _inputs(batches: Sequence[NgramBatch], kinds: set[str]) -> list[Any]:
@@ -34,22 +74,22 @@ def _inputs(batches: Sequence[NgramBatch], kinds: set[str]) -> list[Any]:
 
 @task(
     name="wordnet-source",
-    cache_key_fn=cache_on(files=("key_files",), params=("source", "uri", "pos")),
+    cache_key_fn=cache_on_locations({"key_files": "inputs"}, ("source", "uri", "pos")),
     **IO_TASK_OPTIONS,
 )
 def wordnet_source(
-    source: str,
-    key_files: list[str],
-    uri: str,
-    pos: str | None = None,
-    storage_options: Options = None,
+    source: str, key_files: list[str], uri: str, storage: StorageConfig, pos: str | None = None
 ) -> SourceList:
-    return wordnet.wordnet_source(source, uri, pos, storage_options)
+    return wordnet.wordnet_source(
+        source, uri, pos, resolve(storage.inputs), resolve(storage.output)
+    )
 
 
 @task(
     name="count-text-batch",
-    cache_key_fn=cache_on(files=("files",), params=("directory", "partitions", "text_format")),
+    cache_key_fn=cache_on_locations(
+        {"files": "inputs"}, ("directory", "partitions", "text_format")
+    ),
     **IO_TASK_OPTIONS,
 )
 def count_text_batch(
@@ -58,16 +98,19 @@ def count_text_batch(
     partitions: int,
     max_items: int,
     text_format: str,
-    storage_options: Options = None,
+    storage: StorageConfig,
 ) -> NgramBatch:
     return ngrams.count_text_batch(
-        files, directory, partitions, max_items, text_format, storage_options
-    )
+        files, directory, partitions, max_items, text_format,
+        input_options=resolve(storage.inputs), output_options=resolve(storage.output),
+    )  # fmt: skip
 
 
 @task(
     name="count-file-batch",
-    cache_key_fn=cache_on(files=("files",), params=("kind", "directory", "partitions", "layout")),
+    cache_key_fn=cache_on_locations(
+        {"files": "inputs"}, ("kind", "directory", "partitions", "layout")
+    ),
     **IO_TASK_OPTIONS,
 )
 def count_file_batch(
@@ -77,27 +120,28 @@ def count_file_batch(
     partitions: int,
     max_items: int,
     layout: str,
-    storage_options: Options = None,
+    storage: StorageConfig,
 ) -> NgramBatch:
     return ngrams.count_file_batch(
-        files, kind, directory, partitions, max_items, layout, storage_options
-    )
+        files, kind, directory, partitions, max_items, layout,
+        input_options=resolve(storage.inputs), output_options=resolve(storage.output),
+    )  # fmt: skip
 
 
 @task(
     name="reduce-unigrams",
-    cache_key_fn=cache_on(params=("batches", "partition", "stage")),
+    cache_key_fn=cache_on_locations(params=("batches", "partition", "stage")),
     **IO_TASK_OPTIONS,
 )
 def reduce_unigrams(
-    batches: list[NgramBatch], partition: int, stage: str, storage_options: Options = None
+    batches: list[NgramBatch], partition: int, stage: str, storage: StorageConfig
 ) -> UnigramPartition:
-    return pmi.reduce_unigram_partition(batches, partition, stage, storage_options)
+    return pmi.reduce_unigram_partition(batches, partition, stage, resolve(storage.output))
 
 
 @task(
     name="join-bigrams",
-    cache_key_fn=cache_on(
+    cache_key_fn=cache_on_locations(
         params=("batches", "partition", "partitions", "unigrams", "min_pmi", "stage")
     ),
     **IO_TASK_OPTIONS,
@@ -109,17 +153,20 @@ def join_bigrams(
     unigrams: list[UnigramPartition],
     min_pmi: float,
     stage: str,
-    storage_options: Options = None,
+    storage: StorageConfig,
 ) -> JoinedPartition:
     total = sum(u.total for u in unigrams)
     return pmi.join_first_word(
-        batches, partition, partitions, unigrams[partition], total, min_pmi, stage, storage_options
-    )
+        batches, partition, partitions, unigrams[partition], total, min_pmi, stage,
+        resolve(storage.output),
+    )  # fmt: skip
 
 
 @task(
     name="score-bigrams",
-    cache_key_fn=cache_on(params=("joined", "partition", "unigrams", "min_pmi", "stage")),
+    cache_key_fn=cache_on_locations(
+        params=("joined", "partition", "unigrams", "min_pmi", "stage")
+    ),
     **IO_TASK_OPTIONS,
 )
 def score_bigrams(
@@ -128,17 +175,17 @@ def score_bigrams(
     unigrams: list[UnigramPartition],
     min_pmi: float,
     stage: str,
-    storage_options: Options = None,
+    storage: StorageConfig,
 ) -> ScoredPartition:
     total = sum(u.total for u in unigrams)
     return pmi.score_second_word(
-        joined, partition, unigrams[partition], total, min_pmi, stage, storage_options
+        joined, partition, unigrams[partition], total, min_pmi, stage, resolve(storage.output)
     )
 
 
 @task(
     name="unigram-source",
-    cache_key_fn=cache_on(params=("unigrams", "batches", "min_count", "uri")),
+    cache_key_fn=cache_on_locations(params=("unigrams", "batches", "min_count", "uri")),
     **IO_TASK_OPTIONS,
 )
 def unigram_source(
@@ -146,15 +193,17 @@ def unigram_source(
     batches: list[NgramBatch],
     min_count: int,
     uri: str,
-    storage_options: Options = None,
+    storage: StorageConfig,
 ) -> SourceList:
     inputs = _inputs(batches, {"unigram"})
-    return pmi.unigram_source(unigrams, inputs, min_count, uri, storage_options)
+    return pmi.unigram_source(unigrams, inputs, min_count, uri, resolve(storage.output))
 
 
 @task(
     name="bigram-source",
-    cache_key_fn=cache_on(params=("scored", "joined", "unigrams", "batches", "min_pmi", "uri")),
+    cache_key_fn=cache_on_locations(
+        params=("scored", "joined", "unigrams", "batches", "min_pmi", "uri")
+    ),
     **IO_TASK_OPTIONS,
 )
 def bigram_source(
@@ -164,16 +213,18 @@ def bigram_source(
     batches: list[NgramBatch],
     min_pmi: float,
     uri: str,
-    storage_options: Options = None,
+    storage: StorageConfig,
 ) -> SourceList:
     total = sum(u.total for u in unigrams)
     inputs = _inputs(batches, {"unigram", "bigram"})
-    return pmi.bigram_source(scored, joined, total, inputs, min_pmi, uri, storage_options)
+    return pmi.bigram_source(
+        scored, joined, total, inputs, min_pmi, uri, resolve(storage.output)
+    )
 
 
 @task(
     name="count-title-batch",
-    cache_key_fn=cache_on(files=("files",), params=("uri", "domains", "min_hourly_views")),
+    cache_key_fn=cache_on_locations({"files": "inputs"}, ("uri", "domains", "min_hourly_views")),
     **IO_TASK_OPTIONS,
 )
 def count_title_batch(
@@ -181,14 +232,16 @@ def count_title_batch(
     uri: str,
     domains: list[str],
     min_hourly_views: int,
-    storage_options: Options = None,
+    storage: StorageConfig,
 ) -> TitleBatch:
-    return titles.count_title_batch(files, uri, domains, min_hourly_views, storage_options)
+    return titles.count_title_batch(
+        files, uri, domains, min_hourly_views, resolve(storage.inputs), resolve(storage.output)
+    )
 
 
 @task(
     name="title-source",
-    cache_key_fn=cache_on(params=("batches", "params", "min_views", "uri")),
+    cache_key_fn=cache_on_locations(params=("batches", "params", "min_views", "uri")),
     **IO_TASK_OPTIONS,
 )
 def title_source(
@@ -196,21 +249,21 @@ def title_source(
     params: dict[str, Any],
     min_views: int,
     uri: str,
-    storage_options: Options = None,
+    storage: StorageConfig,
 ) -> SourceList:
-    return titles.title_source(batches, params, min_views, uri, storage_options)
+    return titles.title_source(batches, params, min_views, uri, resolve(storage.output))
 
 
-@task(
-    name="merge-metadata",
-    **_UNCACHED,
-)
+@task(name="merge-metadata", **_UNCACHED)
 def merge_metadata(
     sources: list[SourceList],
     output: str,
     base: str | None,
     extra: list[str],
     max_entries: int | None,
-    storage_options: Options = None,
+    storage: StorageConfig,
 ) -> dict[str, Any]:
-    return build.build_metadata_files(sources, output, base, extra, max_entries, storage_options)
+    return build.build_metadata_files(
+        sources, output, base, extra, max_entries,
+        input_options=resolve(storage.inputs), output_options=resolve(storage.output),
+    )  # fmt: skip

@@ -1,20 +1,27 @@
-"""Prefect tasks of the MoDE data-experts flow: each wraps one function of metaclip.mode."""
+"""Prefect tasks of the MoDE data-experts flow: each wraps one function of metaclip.mode.
+
+Every task takes the run's `storage` (metaclip.config.StorageConfig: plain options and Secret
+block names, never secrets) and resolves it here, where files are opened: the curated shards
+with the `inputs` location, everything under the MoDE output with the `output` location.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from metaclip_prefect.tasks.caching import cache_on
-from metaclip_prefect.tasks.retry import IO_TASK_OPTIONS
 from prefect import task
 
+from metaclip.config import StorageConfig
 from metaclip.mode import assign, embedding, inputs
+from metaclip_prefect.tasks.credentials import resolve
+from metaclip_prefect.tasks.metadata import cache_on_locations
+from metaclip_prefect.tasks.retry import IO_TASK_OPTIONS
 
 
 @task(
     name="mode-embed",
-    cache_key_fn=cache_on(
-        files=("curated_uri",), params=("out_uri", "encoder", "normalize", "dtype")
+    cache_key_fn=cache_on_locations(
+        {"curated_uri": "inputs"}, ("out_uri", "encoder", "normalize", "dtype")
     ),
     **IO_TASK_OPTIONS,
 )
@@ -25,17 +32,18 @@ def embed_shard(
     normalize: bool,
     dtype: str,
     batch_size: int,
-    storage_options: dict[str, Any] | None = None,
+    storage: StorageConfig,
 ) -> dict[str, Any]:
     return embedding.embed_shard(
-        curated_uri, out_uri, encoder, normalize, dtype, batch_size, **(storage_options or {})
-    )
+        curated_uri, out_uri, encoder, normalize, dtype, batch_size,
+        input_options=resolve(storage.inputs), output_options=resolve(storage.output),
+    )  # fmt: skip
 
 
 @task(
     name="mode-sample",
-    cache_key_fn=cache_on(
-        files=("embeddings_uri",), params=("out_uri", "rate", "seed", "shard_index")
+    cache_key_fn=cache_on_locations(
+        {"embeddings_uri": "output"}, ("out_uri", "rate", "seed", "shard_index")
     ),
     **IO_TASK_OPTIONS,
 )
@@ -45,18 +53,18 @@ def sample_shard(
     rate: float,
     seed: int,
     shard_index: int,
-    storage_options: dict[str, Any] | None = None,
+    storage: StorageConfig,
 ) -> dict[str, Any]:
     return assign.sample_shard(
-        embeddings_uri, out_uri, rate, seed, shard_index, **(storage_options or {})
+        embeddings_uri, out_uri, rate, seed, shard_index, **resolve(storage.output)
     )
 
 
 @task(
     name="mode-fit",
-    cache_key_fn=cache_on(
-        files=("sample_uris",),
-        params=("out_uri", "n_fine", "n_coarse", "balanced", "niter", "seed", "meta"),
+    cache_key_fn=cache_on_locations(
+        {"sample_uris": "output"},
+        ("out_uri", "n_fine", "n_coarse", "balanced", "niter", "seed", "meta"),
     ),
     **IO_TASK_OPTIONS,
 )
@@ -69,19 +77,19 @@ def fit_centres(
     niter: int,
     seed: int,
     meta: dict[str, Any],
-    storage_options: dict[str, Any] | None = None,
+    storage: StorageConfig,
 ) -> dict[str, Any]:
     return inputs.fit_from_samples(
         sample_uris, out_uri, n_fine, n_coarse, balanced, niter, seed, meta,
-        **(storage_options or {}),
-    )
+        **resolve(storage.output),
+    )  # fmt: skip
 
 
 @task(
     name="mode-assign",
-    cache_key_fn=cache_on(
-        files=("curated_uri", "embeddings_uri", "centres_uri"),
-        params=("shard", "output", "outside_share", "seed", "n_examples"),
+    cache_key_fn=cache_on_locations(
+        {"curated_uri": "inputs", "embeddings_uri": "output", "centres_uri": "output"},
+        ("shard", "output", "outside_share", "seed", "n_examples"),
     ),
     **IO_TASK_OPTIONS,
 )
@@ -94,9 +102,10 @@ def assign_shard(
     outside_share: float,
     seed: int,
     n_examples: int,
-    storage_options: dict[str, Any] | None = None,
+    storage: StorageConfig,
 ) -> dict[str, Any]:
     return assign.assign_shard(
         curated_uri, embeddings_uri, centres_uri, shard, output, outside_share, seed,
-        n_examples, **(storage_options or {}),
-    )
+        n_examples, input_options=resolve(storage.inputs),
+        output_options=resolve(storage.output),
+    )  # fmt: skip

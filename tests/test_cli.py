@@ -8,8 +8,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from metaclip_prefect.flows.cli import app
 from typer.testing import CliRunner
+
+from metaclip_prefect.flows.cli import app
 
 WAT = Path(__file__).parent / "data" / "wat"
 runner = CliRunner()
@@ -27,7 +28,8 @@ def test_help_lists_the_commands():
     [
         (["--metadata", "{tmp}/missing.json"], "metadata file not found: {tmp}/missing.json"),
         (["--metadata", "{tmp}/bad.json"], "metadata file must be a JSON list of strings"),
-        (["--metadata", "{tmp}/ok.json", "--format", "pdf"], "unknown input format 'pdf'"),
+        (["--metadata", "{tmp}/ok.json", "--format", "pdf"],
+         "input_format: must be one of wat, warc, auto, not 'pdf'"),
     ],
 )
 def test_user_mistakes_are_one_line_with_exit_2(tmp_path, args, message):
@@ -63,7 +65,9 @@ def test_exit_code_in_a_real_process(tmp_path):
         capture_output=True, text=True, timeout=120,
     )
     assert proc.returncode == 2
-    assert proc.stderr.strip().splitlines()[-1].startswith("error: metadata file not found")
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and errors[0].startswith("error: metadata file not found")
+    assert "Traceback" not in proc.stderr
 
 
 def test_curate_in_ephemeral_mode(tmp_path):

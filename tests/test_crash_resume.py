@@ -19,8 +19,9 @@ from pathlib import Path
 import psutil
 import pyarrow.parquet as pq
 import pytest
-from metaclip_prefect.flows.curate import curate
 from prefect import get_client
+
+from metaclip_prefect.flows.curate import curate
 
 WAT = Path(__file__).parent / "data" / "wat"
 ENTRIES = ["Home", "Logo", "the", "Foto", "image", "of", "und", "der", "die", "in", "and"]

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from metaclip import crawls
+from metaclip import crawls, lease
 from metaclip.errors import UserError
 
 COLLINFO = [  # the shape of index.commoncrawl.org/collinfo.json, deliberately out of order
@@ -88,38 +88,38 @@ def test_s3_style_uris_keep_their_scheme():
 
 def test_lock_is_exclusive_and_released_by_its_owner_only(tmp_path):
     uri = crawls.lock_uri(str(tmp_path), "CC-MAIN-2024-22")
-    taken, mine = crawls.try_acquire(uri, "run-a", now=1000.0)
+    taken, mine = lease.try_acquire(uri, "run-a", now=1000.0)
     assert taken and mine.owner == "run-a"
     assert json.loads(Path(uri).read_text())["owner"] == "run-a"
-    assert crawls.try_acquire(uri, "run-b", now=1001.0) == (False, mine)  # held and fresh
-    assert crawls.try_acquire(uri, "run-a", now=1002.0)[0]  # a retry of the owner keeps it
-    assert not crawls.release(uri, "run-b") and Path(uri).exists()
-    assert crawls.release(uri, "run-a") and not Path(uri).exists()
-    assert crawls.try_acquire(uri, "run-b", now=1003.0)[0]
+    assert lease.try_acquire(uri, "run-b", now=1001.0) == (False, mine)  # held and fresh
+    assert lease.try_acquire(uri, "run-a", now=1002.0)[0]  # a retry of the owner keeps it
+    assert not lease.release(uri, "run-b") and Path(uri).exists()
+    assert lease.release(uri, "run-a") and not Path(uri).exists()
+    assert lease.try_acquire(uri, "run-b", now=1003.0)[0]
 
 
 def test_stale_locks_are_taken_over(tmp_path):
     uri = crawls.lock_uri(str(tmp_path), "CC-MAIN-2024-22")
-    crawls.try_acquire(uri, "crashed", now=0.0)
-    taken, lock = crawls.try_acquire(uri, "new", now=crawls.LOCK_TTL_S + 1.0)
+    lease.try_acquire(uri, "crashed", now=0.0)
+    taken, lock = lease.try_acquire(uri, "new", now=lease.LEASE_TTL_S + 1.0)
     assert taken and lock.owner == "new"  # too old
-    taken, lock = crawls.try_acquire(uri, "newer", now=1e9, owner_ended=lambda o: o == "new")
+    taken, lock = lease.try_acquire(uri, "newer", now=1e9, owner_ended=lambda o: o == "new")
     assert taken and lock.owner == "newer"  # its owner's run has ended
     Path(uri).write_text("not json")
-    assert crawls.try_acquire(uri, "after-garbage", now=1e9)[0]
+    assert lease.try_acquire(uri, "after-garbage", now=1e9)[0]
 
 
 @pytest.mark.parametrize("stale_lock", [False, True])
 def test_only_one_of_many_concurrent_takers_wins(tmp_path, stale_lock):
     uri = crawls.lock_uri(str(tmp_path), "CC-MAIN-2024-22")
     if stale_lock:  # all of them try to take over the same leftover at once
-        crawls.try_acquire(uri, "crashed", now=0.0)
+        lease.try_acquire(uri, "crashed", now=0.0)
     wins: list[str] = []
     barrier = threading.Barrier(8)
 
     def take(owner: str) -> None:
         barrier.wait()
-        if crawls.try_acquire(uri, owner)[0]:
+        if lease.try_acquire(uri, owner)[0]:
             wins.append(owner)
 
     threads = [threading.Thread(target=take, args=(f"run-{i}",)) for i in range(8)]
@@ -127,7 +127,7 @@ def test_only_one_of_many_concurrent_takers_wins(tmp_path, stale_lock):
         th.start()
     for th in threads:
         th.join()
-    assert len(wins) == 1 and crawls.read_lock(uri).owner == wins[0]
+    assert len(wins) == 1 and lease.read_lock(uri).owner == wins[0]
 
 
 def test_lock_on_s3_uses_a_conditional_put():
@@ -142,11 +142,11 @@ def test_lock_on_s3_uses_a_conditional_put():
 
         s3fs.S3FileSystem(**opts).mkdir("crawls-test")
         uri = crawls.lock_uri("s3://crawls-test/out", "CC-MAIN-2024-22")
-        assert crawls.try_acquire(uri, "run-a", now=10.0, **opts)[0]
-        taken, holder = crawls.try_acquire(uri, "run-b", now=11.0, **opts)
+        assert lease.try_acquire(uri, "run-a", now=10.0, **opts)[0]
+        taken, holder = lease.try_acquire(uri, "run-b", now=11.0, **opts)
         assert not taken and holder.owner == "run-a"
-        assert crawls.release(uri, "run-a", **opts)
-        assert crawls.try_acquire(uri, "run-b", now=12.0, **opts)[0]
+        assert lease.release(uri, "run-a", **opts)
+        assert lease.try_acquire(uri, "run-b", now=12.0, **opts)[0]
     finally:
         server.stop()
 

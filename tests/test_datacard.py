@@ -12,13 +12,13 @@ import pyarrow as pa
 import pytest
 import typer
 from matplotlib import image as mpimg
-from metaclip_prefect.flows.cli_stats import register
 from typer.testing import CliRunner
 
 from metaclip import balance, datacard, expected_size, storage
 from metaclip.counts import SparseCounts, entry_counts_table
 from metaclip.errors import UserError
 from metaclip.schemas import CURATED
+from metaclip_prefect.flows.cli_stats import register
 from tests.naive import naive_keep_probability
 
 LIST = pa.list_(pa.int32())
@@ -278,16 +278,19 @@ def test_cli_stats_and_compare(app, tmp_path):
     assert runner.invoke(app, ["stats", "--help"]).exit_code == 0
 
 
-# --------------------------------------------------------------------------- the Prefect task
+# --------------------------------------------------------------------------- in a flow run
 
 
 @pytest.mark.slow
 @pytest.mark.usefixtures("prefect_server")
 def test_publish_datacard_writes_files_and_artifacts(tmp_path, monkeypatch):
-    from metaclip_prefect.tasks.datacard import publish_datacard
+    """More on the artifact (embedded plots, keys, its flow run) in tests/test_artifacts.py."""
     from prefect import flow
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    from metaclip_prefect.tasks.artifacts import artifact_key
+    from metaclip_prefect.tasks.datacard import publish_datacard
 
     write_run(tmp_path / "run", seed=12)
     monkeypatch.setattr(datacard, "candidate_source", lambda output: lambda: list(
@@ -297,23 +300,15 @@ def test_publish_datacard_writes_files_and_artifacts(tmp_path, monkeypatch):
     def card_flow(output: str) -> dict[str, str]:
         return publish_datacard(output, 30.0, targets=[400])
 
-    written = card_flow(str(tmp_path / "run"))
+    ours = str(tmp_path / "run")
+    written = card_flow(ours)
     assert sorted(written) == ["count_distribution.png", "datacard.json", "datacard.md",
                                "expected_size.png"]
     assert_png(Path(written["expected_size.png"]))
 
-    async def published(key: str) -> list:
-        async with get_client() as client:
-            return await client.read_artifacts(
-                artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])))
-
-    import asyncio
-
-    # Other runs (a curate flow test) may publish under the same keys: find ours by its paths.
-    ours = str(tmp_path / "run")
-    markdown = [a for a in asyncio.run(published("metaclip-datacard")) if ours in str(a.data)]
-    assert markdown and written["count_distribution.png"] in markdown[0].data
-    assert markdown[0].type == "markdown"
-    tables = [a for a in asyncio.run(published("metaclip-datacard-overview"))
-              if a.description and ours in a.description]
-    assert tables and tables[0].type == "table" and "tail share p" in str(tables[0].data)
+    key = artifact_key("datacard", ours)
+    with get_client(sync_client=True) as client:
+        (markdown,) = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])))
+    assert markdown.type == "markdown" and f"# Data card: `{ours}`" in markdown.data
+    assert "tail share p" in markdown.data and "](data:image/png;base64," in markdown.data

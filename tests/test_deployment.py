@@ -29,10 +29,11 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from metaclip_prefect.flows.monthly import curate_new_crawl
 from prefect import Flow
 
-from metaclip import crawls
+from metaclip import crawls, lease
+from metaclip_prefect.flows.monthly import curate_new_crawl
+from metaclip_prefect.tasks.artifacts import artifact_key
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "metaclip" / "demo_data"
@@ -170,19 +171,29 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             stop(proc)
 
 
-def run_deployment(stack: Stack, name: str, params: dict[str, Any]) -> dict[str, Any]:
-    """`prefect deployment run`, then poll the API until the run is final."""
+def start_deployment(stack: Stack, name: str, params: dict[str, Any]) -> str:
+    """`prefect deployment run`: the new flow run's id."""
     out = stack.cli("deployment", "run", name, "--params", json.dumps(params))
     run_id = re.search(r"UUID:\s*([0-9a-f-]{36})", out)
     assert run_id, out
+    return run_id.group(1)
+
+
+def wait_final(stack: Stack, run_id: str, name: str = "run") -> dict[str, Any]:
     deadline = time.monotonic() + RUN_TIMEOUT_S
     while time.monotonic() < deadline:
-        run = stack.get(f"/flow_runs/{run_id.group(1)}")
+        run = stack.get(f"/flow_runs/{run_id}")
         if run["state_type"] in FINAL:
-            assert run["state_type"] == "COMPLETED", _explain(stack, run)
             return run
         time.sleep(1)
     raise AssertionError(f"{name} not final after {RUN_TIMEOUT_S}s: {_explain(stack, run)}")
+
+
+def run_deployment(stack: Stack, name: str, params: dict[str, Any]) -> dict[str, Any]:
+    """`prefect deployment run`, then poll the API until the run is final (COMPLETED)."""
+    run = wait_final(stack, start_deployment(stack, name, params), name)
+    assert run["state_type"] == "COMPLETED", _explain(stack, run)
+    return run
 
 
 def _explain(stack: Stack, run: dict[str, Any]) -> str:
@@ -196,31 +207,87 @@ def artifacts(stack: Stack, key: str) -> list[dict[str, Any]]:
 
 
 @pytest.fixture(scope="module")
-def demo_run(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """`curate/on-demand` on the demo data shipped in metaclip/demo_data; its output folder."""
+def demo_run(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """`curate/on-demand` on the demo data shipped in metaclip/demo_data: (output, run id)."""
     output = tmp_path_factory.mktemp("demo") / "out"
     params = {"inputs": [str(DEMO)], "metadata": str(DEMO / "metadata.json"),
               "output": str(output), "t": 8, "batch_size": 1, **SMALL_CURATE}  # fmt: skip
-    run_deployment(stack, "curate/on-demand", params)
-    return output
+    run = run_deployment(stack, "curate/on-demand", params)
+    return output, run["id"]
 
 
-def test_curate_deployment_runs_the_demo(demo_run: Path):
-    summary = json.loads((demo_run / "summary.json").read_text())
+def test_curate_deployment_runs_the_demo(demo_run: tuple[Path, str]):
+    summary = json.loads((demo_run[0] / "summary.json").read_text())
     assert summary["files"] == 4 and summary["t"] == 8
     assert 0 < summary["pairs_curated"] < summary["pairs_matched"]
-    assert list((demo_run / "curated").glob("*.parquet"))
+    assert list((demo_run[0] / "curated").glob("*.parquet"))
 
 
-def test_curate_run_publishes_summary_and_output_artifacts(stack: Stack, demo_run: Path):
-    """Needs the curate flow to publish the summary (tasks/artifacts.py)."""
-    summary = json.loads((demo_run / "summary.json").read_text())
-    tables = [json.loads(a["data"]) for a in artifacts(stack, "curation-summary")]
-    assert {"field": "pairs_curated", "value": f"{summary['pairs_curated']:,}"} in [
-        row for table in tables for row in table
-    ]
-    outputs = [a["data"] for a in artifacts(stack, "curation-outputs")]
-    assert any(str(demo_run / "curated") in text for text in outputs)
+def test_everything_is_on_the_run_the_user_started(stack: Stack, demo_run: tuple[Path, str]):
+    """Finding 7: the artifacts, the progress and the task runs sat on a `curate-batches`
+    subflow. Now they belong to the deployment's own run, and the card's plots are embedded."""
+    output, run_id = demo_run
+    summary = json.loads((output / "summary.json").read_text())
+    for kind in ("summary", "outputs", "datacard"):
+        found = artifacts(stack, artifact_key(kind, str(output)))
+        assert found and {a["flow_run_id"] for a in found} == {run_id}, kind
+    [table] = artifacts(stack, artifact_key("summary", str(output)))
+    assert f"{summary['pairs_curated']:,}" in table["data"]
+    [card] = artifacts(stack, artifact_key("datacard", str(output)))
+    assert card["data"].count("data:image/png;base64,") == 2
+    progress = stack.post("/artifacts/filter", {"artifacts": {
+        "type": {"any_": ["progress"]}, "flow_run_id": {"any_": [run_id]}}})
+    assert progress and all(a["data"] == 100 for a in progress)
+    children = stack.post(
+        "/flow_runs/filter", {"flow_runs": {"parent_task_run_id": {"is_null_": False}}}
+    )
+    assert not children, "a flow run was started as a subflow"
+    tasks = stack.post("/task_runs/filter", {"flow_runs": {"id": {"any_": [run_id]}}})
+    assert {"extract-and-match", "dedup-and-count", "sample"} <= {
+        t["name"].rsplit("-", 1)[0] for t in tasks}
+
+
+# Hostile parameters through `prefect deployment run` (the same table as tests/test_safety.py
+# runs through the Python API and the CLI): each run FAILED, its message the one line.
+DEPLOYMENT_CASES = [
+    ("curate/on-demand", {"t": 0}, "t: must be a positive"),
+    ("curate/on-demand", {"output": ""}, "output: is empty"),
+    ("curate/on-demand", {"output": "/"}, "is a filesystem root"),
+    ("curate/on-demand", {"crawl": "foo", "inputs": []}, "crawl: must be a crawl id"),
+    ("curate/on-demand", {"n_buckets": 0}, "n_buckets: must be between"),
+    ("curate/on-demand", {"output_options": {"secret": "s3cr3t"}}, "is a credential"),
+    ("curate/on-demand", {"metadata": ""}, "metadata: is empty"),
+    ("curate-new-crawl/monthly", {"output_root": ""}, "set METACLIP_OUTPUT_ROOT"),
+    ("curate-new-crawl/monthly", {"lookback": 0}, "lookback: must be between"),
+    ("rebalance/on-demand", {"t": -1}, "t: must be a positive"),
+]
+
+
+def test_hostile_parameters_through_deployment_runs(stack: Stack, tmp_path: Path):
+    good = {"inputs": [str(DEMO)], "output": str(tmp_path / "out"), "t": 8}
+    bases = {"curate/on-demand": good, "curate-new-crawl/monthly": {},
+             "rebalance/on-demand": {"output": str(tmp_path / "out"), "t": 8}}
+    started = [(start_deployment(stack, name, {**bases[name], **params}), message)
+               for name, params, message in DEPLOYMENT_CASES]  # fmt: skip
+    for run_id, message in started:
+        run = wait_final(stack, run_id)
+        state = run["state"]
+        assert run["state_type"] == "FAILED", _explain(stack, run)
+        assert message in state["message"] and "\n" not in state["message"], state["message"]
+        assert "s3cr3t" not in state["message"]
+    assert not (tmp_path / "out").exists()
+    assert not list(Path("/").glob("CC-MAIN-*"))
+
+
+def test_deploy_stops_when_a_required_variable_is_unset(stack: Stack):
+    """Finding 2: deploying with METACLIP_* unset stored "" and the monthly run wrote at /."""
+    env = {k: v for k, v in stack.env.items() if not k.startswith("METACLIP_")}
+    done = subprocess.run(
+        [*PREFECT, "deploy", "--all", "--prefect-file", "deployments/prefect.yaml"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=240,
+    )  # fmt: skip
+    assert done.returncode != 0
+    assert "METACLIP_OUTPUT_ROOT is not set" in done.stdout + done.stderr
 
 
 @pytest.fixture(scope="module")
@@ -251,19 +318,20 @@ def test_monthly_curates_the_newest_crawl_once(stack: Stack, commoncrawl: tuple[
     monthly(stack, collinfo, root)
     summary = json.loads((out / NEW / "summary.json").read_text())
     assert summary["files"] == len(FIXTURES) and summary["pairs_curated"] > 0
-    assert not Path(crawls.lock_uri(str(out), NEW)).exists()  # the guard was released
+    assert not Path(crawls.lock_uri(str(out), NEW)).exists()  # the lease was released
     assert not (out / OLD).exists()  # lookback=1: only the newest
-    assert NEW in artifacts(stack, "monthly-crawl")[0]["data"]
+    report = artifact_key("monthly", str(out))
+    assert NEW in artifacts(stack, report)[0]["data"]
 
     # Next month: the newest is done (skipped), the one before is held by another run.
     guard = crawls.lock_uri(str(out), OLD)
-    assert crawls.try_acquire(guard, "another-flow-run")[0]
+    assert lease.try_acquire(guard, "another-flow-run")[0]
     before = (out / NEW / "summary.json").stat().st_mtime_ns
     monthly(stack, collinfo, root, lookback=2)
     assert (out / NEW / "summary.json").stat().st_mtime_ns == before
     assert not (out / OLD / "summary.json").exists()
-    assert crawls.read_lock(guard).owner == "another-flow-run"  # untouched
-    assert "Nothing to curate" in artifacts(stack, "monthly-crawl")[0]["data"]
+    assert lease.read_lock(guard).owner == "another-flow-run"  # untouched
+    assert "Nothing to curate" in artifacts(stack, report)[0]["data"]
 
 
 def test_deployments_carry_schedule_and_concurrency_limit(stack: Stack):

@@ -14,11 +14,11 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from metaclip_prefect.flows.curate import curate
 
 from metaclip.balance import uniform_draws
 from metaclip.counts import read_entry_counts
 from metaclip.wat import extract_wat_file
+from metaclip_prefect.flows.curate import curate
 from tests.naive import naive_counts, naive_keep_probability, naive_match
 
 WAT = Path(__file__).parent / "data" / "wat"

@@ -11,15 +11,16 @@ import orjson
 import pyarrow.parquet as pq
 import pytest
 import typer
-from metaclip_prefect.flows.build_metadata import build_metadata
-from metaclip_prefect.flows.cli_metadata import register
 from nltk.collocations import BigramAssocMeasures, BigramCollocationFinder
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterParentFlowRunId
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from typer.testing import CliRunner
 
+from metaclip.errors import UserError
 from metaclip.metadata.load import load_metadata
 from metaclip.metadata.text import segments
+from metaclip_prefect.flows.build_metadata import build_metadata
+from metaclip_prefect.flows.cli_metadata import register
 
 ARCHIVE = Path(__file__).parent / "data" / "wordnet" / "wordnet-3.0-nltk-minimal.tar.xz"
 
@@ -65,10 +66,11 @@ def _run(output: Path, inputs: dict, **kwargs: object):  # type: ignore[no-untyp
 
 
 def _task_states(flow_run_id: object) -> dict[str, list[str]]:
-    """Task states of the flow run's subflow (the one on Dask)."""
-    parent = FlowRunFilterParentFlowRunId(any_=[flow_run_id])
+    """Task states of the flow run (its tasks run on its own Dask task runner: no subflow)."""
     with get_client(sync_client=True) as client:
-        runs = client.read_task_runs(flow_run_filter=FlowRunFilter(parent_flow_run_id=parent))
+        runs = client.read_task_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
+        )
     out: dict[str, list[str]] = {}
     for run in runs:
         out.setdefault(run.name.rsplit("-", 1)[0], []).append(run.state.name)
@@ -146,3 +148,143 @@ def test_cli_inspects_a_built_folder(built: dict) -> None:
     assert f"{built['prov']['total']:,} entries" in result.stdout
     assert "'Hot dog': id " in result.stdout and "(from title)" in result.stdout
     assert "'nope': absent; in no source list" in result.stdout
+
+
+# --- the configuration is checked in the flow, before any work ------------------------------
+
+# (parameters, the parameter the one-line message names); {tmp} is the test's folder, where
+# `file` is an existing file. Every set is valid but for the one mistake.
+HOSTILE = [
+    ({"partitions": 0}, "partitions"),
+    ({"partitions": 5000}, "partitions"),
+    ({"min_unigram_count": 0}, "min_unigram_count"),
+    ({"min_bigram_pmi": float("nan")}, "min_bigram_pmi"),
+    ({"min_hourly_views": -3}, "min_hourly_views"),
+    ({"batch_mb": 0}, "batch_mb"),
+    ({"max_items": 10}, "max_items"),
+    ({"max_entries": 0}, "max_entries"),
+    ({"wiki_text": [""]}, "wiki_text"),
+    ({"output": ""}, "output"),
+    ({"output": "{tmp}/file"}, "output"),
+    ({"output": "/"}, "output"),
+    ({"work_dir": "{tmp}/elsewhere"}, "work_dir"),
+    ({"output_options": {"client_kwargs": {"aws_secret_access_key": "x"}}}, "output_options"),
+    ({"input_options": '{"token": "abc"}'}, "input_options"),
+    ({"input_options": "not json"}, "input_options"),
+    ({"credentials": {"metadata": "my-block"}}, "credentials"),
+    ({"text_format": "xml"}, "text_format"),
+    ({"count_layout": "middle"}, "count_layout"),
+    ({"skip": ["wordnet", "trigram"]}, "skip"),
+    ({"pageview_domains": ["en m"]}, "pageview_domains"),
+    ({"bigram_counts": ["{tmp}/file"]}, "bigram_counts"),
+]
+
+
+def _hostile(tmp_path: Path, overrides: dict) -> dict:
+    (tmp_path / "file").write_text("not a folder\n")
+    params: dict = {"output": str(tmp_path / "out"), "wordnet": str(ARCHIVE)}
+    for key, value in overrides.items():
+        if isinstance(value, str):
+            value = value.replace("{tmp}", str(tmp_path))
+        elif isinstance(value, list):
+            value = [v.replace("{tmp}", str(tmp_path)) for v in value]
+        params[key] = value
+    return params
+
+
+def _nothing_written(tmp_path: Path) -> None:
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
+    assert (tmp_path / "file").read_text() == "not a folder\n"
+
+
+@pytest.mark.parametrize(("overrides", "parameter"), HOSTILE)
+def test_hostile_parameters_fail_before_any_work(
+    tmp_path: Path, overrides: dict, parameter: str
+) -> None:
+    state = build_metadata(**_hostile(tmp_path, overrides), return_state=True)
+    assert state.is_failed()
+    assert "\n" not in state.message and state.message.startswith(f"{parameter}:"), state.message
+    assert isinstance(state.result(raise_on_failure=False), UserError)
+    _nothing_written(tmp_path)
+
+
+def _cli_args(params: dict) -> list[str]:
+    args = []
+    for key, value in params.items():
+        flag = "--" + {"pageview_domains": "pageview-domain"}.get(key, key.replace("_", "-"))
+        if isinstance(value, list):
+            args += [a for v in value for a in (flag, v)]
+        elif isinstance(value, dict):
+            if key == "credentials":
+                args += [a for k, v in value.items() for a in (flag, f"{k}={v}")]
+            else:
+                args += [flag, orjson.dumps(value).decode()]
+        else:
+            args += [flag, str(value)]
+    return args
+
+
+@pytest.mark.parametrize(("overrides", "parameter"), HOSTILE)
+def test_hostile_parameters_exit_2_in_one_line(
+    tmp_path: Path, overrides: dict, parameter: str
+) -> None:
+    app = typer.Typer()
+    register(app)
+    result = CliRunner().invoke(app, ["build-metadata", *_cli_args(_hostile(tmp_path, overrides))])
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    named = (f"error: {parameter}:", f"error: --{parameter.replace('_', '-')}:")
+    assert lines[0].startswith(named), result.stderr  # the CLI's own JSON check says --option
+    assert "Traceback" not in result.output
+    _nothing_written(tmp_path)
+
+
+def test_a_second_writer_of_an_output_is_refused(tmp_path: Path) -> None:
+    from metaclip import lease
+    from metaclip.paths import lock_uri
+
+    extra = tmp_path / "extra.txt"
+    extra.write_text("entry\n")
+    output = tmp_path / "out"
+    with lease.held(lock_uri(str(output)), "another-run"):
+        state = build_metadata(str(output), extra=[str(extra)], return_state=True)
+    assert state.is_failed() and "is being written by another-run" in state.message
+    assert not (output / "metadata.json").exists()
+
+
+def test_credentials_come_from_secret_blocks_and_stay_out_of_the_run(tmp_path: Path) -> None:
+    """Secret blocks are merged into each location's options where files are opened; the
+    flow run's parameters hold only the block names."""
+    from prefect.blocks.system import Secret
+
+    Secret(value={"auto_mkdir": True}).save("metadata-test-out", overwrite=True)
+    Secret(value={"skip_instance_cache": True}).save("metadata-test-in", overwrite=True)
+    extra = tmp_path / "extra.txt"
+    extra.write_text("my entry\n")
+    state = build_metadata(
+        str(tmp_path / "out"), extra=[str(extra)], output_options='{"auto_mkdir": false}',
+        credentials={"inputs": "metadata-test-in", "output": "metadata-test-out"},
+        n_workers=1, dashboard_address=":0", return_state=True,
+    )  # fmt: skip
+    assert state.is_completed(), state.message
+    assert load_metadata(str(tmp_path / "out" / "metadata.json")).entries[-1] == "my entry"
+    with get_client(sync_client=True) as client:
+        params = client.read_flow_run(state.state_details.flow_run_id).parameters
+    assert params["credentials"] == {"inputs": "metadata-test-in", "output": "metadata-test-out"}
+    assert "skip_instance_cache" not in str(params)
+    assert not (tmp_path / "out" / "_lock.json").exists()  # released
+
+
+def test_a_missing_secret_block_is_one_line_before_any_work(tmp_path: Path) -> None:
+    extra = tmp_path / "extra.txt"
+    extra.write_text("entry\n")
+    for location in ("inputs", "output"):
+        state = build_metadata(
+            str(tmp_path / "out"), extra=[str(extra)], credentials={location: "no-such-block"},
+            return_state=True,
+        )  # fmt: skip
+        assert state.is_failed() and "\n" not in state.message
+        assert state.message == "credentials: no Prefect Secret block named 'no-such-block'"
+        assert isinstance(state.result(raise_on_failure=False), UserError)
+        assert not (tmp_path / "out").exists()

@@ -64,19 +64,35 @@ def test_sources_read_and_write_s3(s3: dict, tmp_path: Path) -> None:
     storage.write_bytes_atomic("s3://bucket/in/text/wiki_00", text, **s3)
     storage.write_bytes_atomic("s3://bucket/in/pageviews-20240101-000000.gz", pageviews, **s3)
     files = storage.expand_inputs(["s3://bucket/in/text"], **s3)
-    batch = count_text_batch(files, "s3://bucket/work/b0", 2, storage_options=s3)
+    batch = count_text_batch(files, "s3://bucket/work/b0", 2, input_options=s3, output_options=s3)
     assert batch.inputs[0].sha256 == hashlib.sha256(text).hexdigest()
     parts = [reduce_unigram_partition([batch], p, "s3://bucket/work/st", s3) for p in range(2)]
     uni = unigram_source(parts, batch.inputs, 100, "s3://bucket/out/sources/unigram.parquet", s3)
     titles = count_title_batch(
         ["s3://bucket/in/pageviews-20240101-000000.gz"],
         "s3://bucket/work/t.parquet",
-        storage_options=s3,
+        input_options=s3,
+        output_options=s3,
     )
     title = title_source([titles], {}, 70, "s3://bucket/out/sources/title.parquet", s3)
-    prov = build_metadata_files([uni, title], "s3://bucket/out", storage_options=s3)
+    prov = build_metadata_files(
+        [uni, title], "s3://bucket/out", input_options=s3, output_options=s3
+    )
     meta = load_metadata("s3://bucket/out/metadata.json", **s3)
     # 'cream' and 'ice' are counted 180 and 120 times; then the title
     assert meta.entries[100:] == ["cream", "ice", "Ice cream"]
     assert prov["sources"]["unigram"]["entries"] == 2 and meta.sha256 == prov["sha256"]
     assert storage.exists("s3://bucket/out/provenance.json", **s3)
+
+
+def test_inputs_and_output_have_their_own_options(http_url: str, s3: dict) -> None:
+    """A public input over https (no options: the S3 endpoint option would break the HTTP
+    client) and a private output on S3, in one call."""
+    from metaclip.metadata.wordnet import wordnet_source
+
+    uri = "s3://bucket/out/sources/wordnet.parquet"
+    source = wordnet_source(
+        f"{http_url}/{ARCHIVE.name}", uri, pos="r", input_options={}, output_options=s3
+    )
+    assert source.entries > 3000 and source.intact(s3)
+    assert storage.read_parquet(uri, **s3).num_rows == source.entries

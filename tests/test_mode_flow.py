@@ -12,11 +12,11 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 import typer
-from metaclip_prefect.flows.cli_mode import register
-from metaclip_prefect.flows.mode import data_experts
 from typer.testing import CliRunner
 
 from metaclip.mode.paths import ModeLayout
+from metaclip_prefect.flows.cli_mode import register
+from metaclip_prefect.flows.mode import data_experts
 from tests.test_mode_pipeline import caption_lines, write_curated
 
 pytest.importorskip("faiss")
@@ -119,3 +119,93 @@ def test_cli_usage_mistakes_exit_2(tmp_path):
     assert result.exit_code == 2
     result = CliRunner().invoke(cli(), ["route", "dog", "--experts", str(tmp_path)])
     assert result.exit_code == 2
+
+
+# --- the configuration is checked in the flow, before any work ------------------------------
+
+# (parameters, the parameter the one-line message names); {tmp} is the test's folder, holding
+# a curation (curation/curated/part-0000.parquet) and an existing file `file`.
+HOSTILE = [
+    ({"n_fine": 0}, "n_fine"),
+    ({"n_coarse": 0}, "n_coarse"),
+    ({"n_fine": 4, "n_coarse": 8}, "n_fine"),
+    ({"n_fine": 4, "n_coarse": 2, "sample_size": 3}, "sample_size"),
+    ({"outside_share": 1.5}, "outside_share"),
+    ({"outside_share": -0.1}, "outside_share"),
+    ({"seed": -1}, "seed"),
+    ({"niter": 0}, "niter"),
+    ({"n_examples": -1}, "n_examples"),
+    ({"batch_size": 0}, "batch_size"),
+    ({"dtype": "int8"}, "dtype"),
+    ({"encoder": ""}, "encoder"),
+    ({"curated": ""}, "curated"),
+    ({"output": ""}, "output"),
+    ({"output": "{tmp}/file"}, "output"),
+    ({"output": "{tmp}/curation"}, "output"),  # would overwrite the curation's summary.json
+    ({"output": "{tmp}/curation/curated/experts"}, "output"),  # read back as curated shards
+    ({"output_options": {"key": "AKIA", "anon": False}}, "output_options"),
+    ({"input_options": '{"password": "x"}'}, "input_options"),
+    ({"credentials": {"exclude_store": "my-block"}}, "credentials"),
+]
+CLI_FLAGS = {"n_fine": "--fine", "n_coarse": "--coarse", "n_examples": "--examples"}
+
+
+def _hostile(tmp_path, overrides):
+    (tmp_path / "file").write_text("not a folder\n")
+    write_curated(tmp_path / "curation" / "curated" / "part-0000.parquet", ["a dog", "a cat"])
+    params = {"curated": str(tmp_path / "curation"), "output": str(tmp_path / "out")}
+    for key, value in overrides.items():
+        params[key] = value.replace("{tmp}", str(tmp_path)) if isinstance(value, str) else value
+    return params
+
+
+def _nothing_written(tmp_path):
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["curation", "file"]
+    written = sorted(p.name for p in (tmp_path / "curation").rglob("*"))
+    assert written == ["curated", "part-0000.parquet"]
+    assert (tmp_path / "file").read_text() == "not a folder\n"
+
+
+@pytest.mark.parametrize(("overrides", "parameter"), HOSTILE)
+def test_hostile_parameters_fail_before_any_work(tmp_path, overrides, parameter):
+    from metaclip.errors import UserError
+
+    state = data_experts(**_hostile(tmp_path, overrides), return_state=True)
+    assert state.is_failed()
+    assert "\n" not in state.message and state.message.startswith(f"{parameter}:"), state.message
+    assert isinstance(state.result(raise_on_failure=False), UserError)
+    _nothing_written(tmp_path)
+
+
+def _cli_args(params):
+    args = [params.pop("curated")]
+    for key, value in params.items():
+        flag = CLI_FLAGS.get(key, "--" + key.replace("_", "-"))
+        if key == "credentials":
+            args += [a for k, v in value.items() for a in (flag, f"{k}={v}")]
+        elif isinstance(value, dict):
+            args += [flag, json.dumps(value)]
+        else:
+            args += [flag, str(value)]
+    return args
+
+
+@pytest.mark.parametrize(("overrides", "parameter"), HOSTILE)
+def test_hostile_parameters_exit_2_in_one_line(tmp_path, overrides, parameter):
+    result = CliRunner().invoke(cli(), ["experts", *_cli_args(_hostile(tmp_path, overrides))])
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {parameter}:"), result.stderr
+    assert "Traceback" not in result.output
+    _nothing_written(tmp_path)
+
+
+def test_a_second_writer_of_an_output_is_refused(tmp_path):
+    from metaclip import lease
+    from metaclip.paths import lock_uri
+
+    params = _hostile(tmp_path, {})
+    with lease.held(lock_uri(params["output"]), "another-run"):
+        state = data_experts(**params, n_fine=1, n_coarse=1, return_state=True)
+    assert state.is_failed() and "is being written by another-run" in state.message
+    assert not (tmp_path / "out" / "summary.json").exists()

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from prefect import flow
 
+from metaclip.curation.plan import RunSettings
 from metaclip.transient import is_transient
 from tests.support import flaky
 
@@ -32,11 +33,16 @@ def run_batch(tmp_path: Path):
     from metaclip.metadata import load_metadata
 
     sha = load_metadata(str(meta)).sha256
-    task = tc.extract_and_match.with_options(retry_delay_seconds=0, persist_result=False)
+    task = tc.extract_and_match.with_options(retry_delay_seconds=0)
+    settings = RunSettings(
+        output=str(tmp_path / "out"), metadata_uri=str(meta), metadata_sha256=sha, n_buckets=4,
+        input_format="auto", languages=None, t=5.0, seed=0, one_text_per_image=True,
+        exclude_store=None, store_tag="test", batch_size=1, reduce_fanout=16,
+    )
 
     @flow
     def one_batch():
-        return task(["flaky://" + str(WAT)], "b0", str(tmp_path / "out"), str(meta), sha, 4,
+        return task(batch_id="b0", files=["flaky://" + str(WAT)], settings=settings,
                     return_state=True)
 
     return one_batch(return_state=True)  # the flow ends in its task's state

@@ -1,7 +1,7 @@
 """Inputs, metadata and outputs on S3: a real S3-compatible server (moto) on loopback, s3fs.
 
 The Dask workers are separate processes: they get credentials from the environment (as they
-would from an instance profile) and the endpoint through storage_options."""
+would from an instance profile) and the endpoint through each location's options."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 import s3fs
-from metaclip_prefect.flows.curate import curate
 
 from metaclip.cachekeys import file_identity
+from metaclip_prefect.flows.curate import curate
 
 WAT = Path(__file__).parent / "data" / "wat"
 FILES = sorted(WAT.glob("fixture-*.warc.wat.gz"))
@@ -59,6 +59,11 @@ def run(**params):
     return state.result()
 
 
+def located(opts: dict) -> dict:
+    """The same fsspec options for each location of the run (one S3 server here)."""
+    return {"input_options": opts, "metadata_options": opts, "output_options": opts}
+
+
 def rows(table) -> set:
     return set(zip(table["uuid"].to_pylist(), table["caption"].to_pylist(), strict=True))
 
@@ -69,7 +74,7 @@ def test_curation_from_and_to_s3_equals_local(s3, tmp_path):
     local = run(inputs=[str(WAT)], metadata=str(tmp_path / "metadata.json"),
                 output=str(tmp_path / "local"))
     remote = run(inputs=["s3://inputs/wat/"], metadata="s3://inputs/metadata.json",
-                 output="s3://results/run1", storage_options=opts)
+                 output="s3://results/run1", **located(opts))
     assert remote["pairs_curated"] == local["pairs_curated"] > 0
     curated = [f for f in fs.ls("results/run1/curated") if f.endswith(".parquet")]
     with fs.open(curated[0], "rb") as fh:
@@ -88,7 +93,7 @@ def test_rerun_on_s3_reuses_work_and_identity_is_the_etag(s3):
     manifests = sorted(fs.ls("results/run1/_work/manifests"))
     before = {m: fs.info(m)["ETag"] + str(fs.info(m)["LastModified"]) for m in manifests}
     run(inputs=["s3://inputs/wat/"], metadata="s3://inputs/metadata.json",
-        output="s3://results/run1", storage_options=opts)
+        output="s3://results/run1", **located(opts))
     fs.invalidate_cache()
     after = {m: fs.info(m)["ETag"] + str(fs.info(m)["LastModified"]) for m in manifests}
     assert after == before  # no batch was extracted again

@@ -6,8 +6,9 @@ import logging
 from typing import Any
 
 import pytest
-from metaclip_prefect.flows.verified import gather_verified
 from prefect import flow, task
+
+from metaclip_prefect.flows.verified import gather_verified
 
 
 @task
@@ -17,7 +18,7 @@ def square(x: int) -> dict[str, Any]:
 
 @flow
 def squares(n: int) -> list[int]:
-    return [r["value"] for r in gather_verified(square, [((i,), {}) for i in range(n)], {})]
+    return [r["value"] for r in gather_verified(square, [{"x": i} for i in range(n)], lambda _: {})]
 
 
 class Lines(logging.Handler):

@@ -14,6 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from metaclip import buckets, storage
+from metaclip.config import Stores
 from metaclip.curation.plan import format_of
 from metaclip.lid import LanguageIdentifier, keep_languages
 from metaclip.matching import Matcher, get_matcher
@@ -70,7 +71,7 @@ def process_batch(
     n_buckets: int,
     fmt: str = "auto",
     languages: Sequence[str] | None = None,
-    storage_options: dict[str, Any] | None = None,
+    stores: Stores | None = None,
 ) -> dict[str, Any]:
     """Extract and match a batch of files; write its matched pairs split by uuid bucket.
 
@@ -78,10 +79,11 @@ def process_batch(
 
     The manifest is written last: a batch without one is unfinished and read by no one.
     """
-    opts = storage_options or {}
+    stores = stores or Stores()
+    opts = stores.output
     layout = OutputLayout(output)
     started = time.perf_counter()
-    pairs, stats = extract_files(files, fmt, **opts)
+    pairs, stats = extract_files(files, fmt, **stores.inputs)
     if languages:
         pairs, other_language = keep_languages(pairs, list(languages), LanguageIdentifier())
         stats.skip("other_language", other_language)
@@ -89,7 +91,8 @@ def process_batch(
         pairs = pairs.append_column(LANGUAGE[0], pa.nulls(pairs.num_rows, pa.string()))
         pairs = pairs.append_column(LANGUAGE[1], pa.nulls(pairs.num_rows, pa.float32()))
     extracted = time.perf_counter()
-    matched, unmatched = match_pairs(pairs, matcher_for(metadata_uri, metadata_sha256, **opts))
+    matcher = matcher_for(metadata_uri, metadata_sha256, **stores.metadata)
+    matched, unmatched = match_pairs(pairs, matcher)
     matched_at = time.perf_counter()
     manifest: dict[str, Any] = {
         "batch_id": batch_id, "files": list(files), "n_buckets": n_buckets,

@@ -16,6 +16,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from metaclip import buckets, storage
+from metaclip.config import Stores
 from metaclip.counts import SparseCounts
 from metaclip.paths import OutputLayout, StoreLayout
 from metaclip.results import peak_rss_mb, read_json, written
@@ -120,20 +121,21 @@ def process_bucket(
     output: str,
     exclude_store: str | None = None,
     store_tag: str = "",
-    storage_options: dict[str, Any] | None = None,
+    stores: Stores | None = None,
 ) -> dict[str, Any]:
     """Deduplicate one bucket across all batches, drop earlier dumps' images, count entries.
 
     A bucket of more than max_bucket_rows() pairs is done as sub-buckets by uuid, one at a
     time, each written to its own dedup part (every part is then read once per sub-bucket).
     """
-    opts = storage_options or {}
+    stores = stores or Stores()
+    opts = stores.output
     layout = OutputLayout(output)
     started = time.perf_counter()
     rows = sum(_bucket_parts(index_uri, bucket, **opts)["rows"].to_pylist())
     n_subs = max(1, -(-rows // max_bucket_rows()))
     subs: list[int | None] = [None] if n_subs == 1 else list(range(n_subs))
-    seen = read_seen_uuids(exclude_store, bucket, store_tag, **opts)
+    seen = read_seen_uuids(exclude_store, bucket, store_tag, **stores.exclude_store)
     totals = {"pairs_in": 0, "pairs_unique": 0, "duplicates": 0, "excluded_seen": 0, "images": 0}
     counts = []
     for sub in subs:

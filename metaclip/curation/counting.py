@@ -21,10 +21,15 @@ def reduce_counts(uris: Sequence[str], out_uri: str, **storage_options: Any) -> 
 
 
 def write_entry_counts(
-    total_uri: str, metadata_uri: str, out_uri: str, **storage_options: Any
+    total_uri: str,
+    metadata_uri: str,
+    out_uri: str,
+    metadata_options: dict[str, Any] | None = None,
+    **storage_options: Any,
 ) -> dict[str, Any]:
-    """The published global counts: dense over every metadata entry."""
-    metadata = load_metadata(metadata_uri, **storage_options)
+    """The published global counts: dense over every metadata entry (storage_options: the
+    output's; metadata_options: the metadata's)."""
+    metadata = load_metadata(metadata_uri, **(metadata_options or {}))
     dense = SparseCounts.load(total_uri, **storage_options).to_dense(len(metadata))
     table = entry_counts_table(dense, metadata.entries, metadata.sha256, metadata.uri)
     storage.write_parquet_atomic(out_uri, table, **storage_options)

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from metaclip import storage
+from metaclip.config import StorageConfig
 from metaclip.errors import UserError
 from metaclip.metadata import Metadata, load_metadata
 from metaclip.paths import StoreLayout
@@ -53,12 +55,17 @@ def store_buckets(store: str, **storage_options: Any) -> int | None:
 
 
 def preflight(
-    inputs: Sequence[str], metadata_uri: str, fmt: str = "wat", **storage_options: Any
+    inputs: Sequence[str],
+    metadata_uri: str,
+    fmt: str = "wat",
+    metadata_options: dict[str, Any] | None = None,
+    **storage_options: Any,
 ) -> tuple[Metadata, list[str]]:
-    """Check a run's inputs before any work: (metadata, input files) or a UserError."""
+    """Check a run's inputs before any work: (metadata, input files) or a UserError.
+    storage_options: the inputs'; metadata_options: the metadata's."""
     if fmt not in INPUT_SUFFIXES:
         raise UserError(f"unknown input format {fmt!r} (known: {', '.join(INPUT_SUFFIXES)})")
-    metadata = load_metadata(metadata_uri, **storage_options)
+    metadata = load_metadata(metadata_uri, **(metadata_options or {}))
     files = storage.expand_inputs(
         inputs, INPUT_SUFFIXES[fmt], missing_ok=True, **storage_options
     )
@@ -97,3 +104,44 @@ def check_store(store: str, n_buckets: int, **storage_options: Any) -> None:
         raise UserError(
             f"exclusion store {store} has {existing} buckets; run with n_buckets={existing}"
         )
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """What the stage tasks of one curation share, fixed by the flow's preflight (the file
+    list stays in the flow: a crawl's would weigh on every task)."""
+
+    output: str
+    metadata_uri: str
+    metadata_sha256: str
+    n_buckets: int
+    input_format: str
+    languages: tuple[str, ...] | None
+    t: float
+    seed: int
+    one_text_per_image: bool
+    exclude_store: str | None
+    store_tag: str
+    batch_size: int
+    reduce_fanout: int
+    storage: StorageConfig = StorageConfig()
+
+    def record(self) -> dict[str, Any]:
+        """The settings that define the run's outputs, by the names the work record and the
+        summary use (storage options left out: they say how to reach files, not what is in
+        them, and input identities are keyed separately)."""
+        return {
+            "metadata_uri": self.metadata_uri,
+            "metadata_sha256": self.metadata_sha256,
+            "output": self.output,
+            "t": self.t,
+            "seed": self.seed,
+            "batch_size": self.batch_size,
+            "n_buckets": self.n_buckets,
+            "one_per_image": self.one_text_per_image,
+            "exclude_store": self.exclude_store,
+            "store_tag": self.store_tag,
+            "input_format": self.input_format,
+            "languages": list(self.languages) if self.languages else None,
+            "reduce_fanout": self.reduce_fanout,
+        }

@@ -12,10 +12,12 @@ import numpy as np
 import pyarrow as pa
 
 from metaclip import balance, storage
+from metaclip.config import Stores
 from metaclip.counts import read_entry_counts
 from metaclip.curation.bucket import dedup_parts
+from metaclip.curation.record import read_run_record
 from metaclip.paths import OutputLayout, StoreLayout
-from metaclip.results import read_json, written
+from metaclip.results import written
 from metaclip.schemas import curated_from_matched
 
 _PROBS: dict[tuple[str, float], np.ndarray] = {}
@@ -48,12 +50,13 @@ def sample_bucket(
     one_per_image: bool = True,
     exclude_store: str | None = None,
     store_tag: str = "",
-    storage_options: dict[str, Any] | None = None,
+    stores: Stores | None = None,
     dedup_uris: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """Balanced sampling of one deduplicated bucket into its curated part (one per sub-bucket
     where the bucket was deduplicated as sub-buckets: `dedup_uris`, default the one part)."""
-    opts = storage_options or {}
+    stores = stores or Stores()
+    opts = stores.output
     layout = OutputLayout(output)
     started = time.perf_counter()
     probs = _entry_probabilities(counts_uri, t, **opts)
@@ -71,17 +74,19 @@ def sample_bucket(
         storage.write_parquet_atomic(outputs[-1], curated, **opts)
         n_candidates, n_kept = n_candidates + table.num_rows, n_kept + curated.num_rows
         kept_uuids.append(curated["uuid"])
+    identities = written(outputs, **opts)
     if exclude_store:
-        outputs.append(StoreLayout(exclude_store).part(bucket, store_tag))
+        store_part = StoreLayout(exclude_store).part(bucket, store_tag)
         uuids = pa.table({"uuid": pa.chunked_array(kept_uuids, pa.string())})
-        storage.write_parquet_atomic(outputs[-1], uuids, **opts)
+        storage.write_parquet_atomic(store_part, uuids, **stores.exclude_store)
+        identities.update(written([store_part], **stores.exclude_store))
     return {
         "bucket": bucket,
-        "curated_uris": outputs[: len(dedup_uris)],
+        "curated_uris": outputs,
         "candidates": n_candidates,
         "rows_kept": n_kept,
         "seconds": time.perf_counter() - started,
-        "outputs": written(outputs, **opts),
+        "outputs": identities,
     }
 
 
@@ -112,7 +117,7 @@ def iter_candidate_units(
 
     A text's weight is 1 / (texts of its image) when one text per image is drawn, else 1.
     """
-    run = read_json(OutputLayout(output).run_record, **storage_options)
+    run = read_run_record(output, **storage_options)
     for uri in (u for bucket in range(run["n_buckets"]) for u in dedup_parts(run, bucket)):
         if not storage.exists(uri, **storage_options):
             continue

@@ -88,15 +88,18 @@ def merge_entries(
     base: str | None = None,
     extra: Sequence[str] = (),
     max_entries: int | None = None,
-    storage_options: dict[str, Any] | None = None,
+    input_options: dict[str, Any] | None = None,
+    output_options: dict[str, Any] | None = None,
 ) -> tuple[list[str], list[_Block], dict[str, Any]]:
-    """The merged entry list, its blocks and the records of base and extra inputs."""
-    opts = storage_options or {}
+    """The merged entry list, its blocks and the records of base and extra inputs (base and
+    extra read with `input_options`, the source lists, written by the build, with
+    `output_options`)."""
+    read, opts = input_options or {}, output_options or {}
     entries: list[str] = []
     blocks: list[_Block] = []
     records: dict[str, Any] = {}
     if base:
-        meta = load_metadata(base, **opts)
+        meta = load_metadata(base, **read)
         entries = list(meta.entries)  # kept exactly, duplicates and all, so ids do not move
         blocks.append(_Block("base", 0, entries, set(entries), added=len(entries)))
         records["base"] = {"uri": base, "sha256": meta.sha256, "entries": len(meta)}
@@ -107,7 +110,7 @@ def merge_entries(
         blocks.append(_Block(source.name, len(entries), _load_source(source, opts)))
         _add_block(blocks[-1], entries, seen, max_entries)
     for i, uri in enumerate(extra, 1):
-        candidates, digest = _read_extra(uri, opts)
+        candidates, digest = _read_extra(uri, read)
         blocks.append(_Block(f"extra-{i}", len(entries), candidates))
         _add_block(blocks[-1], entries, seen, max_entries)
         records[f"extra-{i}"] = digest
@@ -211,11 +214,16 @@ def build_metadata_files(
     base: str | None = None,
     extra: Sequence[str] = (),
     max_entries: int | None = None,
-    storage_options: dict[str, Any] | None = None,
+    input_options: dict[str, Any] | None = None,
+    output_options: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Write metadata.json and provenance.json into `output`; return the provenance."""
-    opts = storage_options or {}
-    entries, blocks, records = merge_entries(sources, base, extra, max_entries, opts)
+    """Write metadata.json and provenance.json into `output`; return the provenance. `base`
+    and `extra` are read with `input_options`; everything under `output` uses
+    `output_options`."""
+    opts = output_options or {}
+    entries, blocks, records = merge_entries(
+        sources, base, extra, max_entries, input_options, opts
+    )
     data = orjson.dumps(entries)
     sha256 = hashlib.sha256(data).hexdigest()
     prov = provenance(sources, blocks, records, len(entries), sha256, max_entries, output, opts)

@@ -201,10 +201,12 @@ def count_text_batch(
     partitions: int,
     max_items: int = 1_000_000,
     text_format: str = "auto",
-    storage_options: dict[str, Any] | None = None,
+    input_options: dict[str, Any] | None = None,
+    output_options: dict[str, Any] | None = None,
 ) -> NgramBatch:
-    """Count the unigrams and bigrams of a batch of text files into `directory` (module doc)."""
-    opts = storage_options or {}
+    """Count the unigrams and bigrams of a batch of text files into `directory` (module doc);
+    the files are read with `input_options`, `directory` written with `output_options`."""
+    read, opts = input_options or {}, output_options or {}
     done = manifest.load(storage.join(directory, "_manifest.json"), NgramBatch, opts)
     if done is not None:
         return done
@@ -214,7 +216,7 @@ def count_text_batch(
     stats: Counter[str] = Counter()
     digests: list[InputDigest] = []
     for uri in files:
-        with open_text(uri, opts, digests) as stream:
+        with open_text(uri, read, digests) as stream:
             for chunk in text_chunks(stream, text_format, stats):
                 tokens = tokens_with_breaks(chunk)
                 stats["tokens"] += len(tokens) - tokens.count(BREAK)
@@ -313,10 +315,12 @@ def count_file_batch(
     partitions: int,
     max_items: int = 1_000_000,
     layout: str = "auto",
-    storage_options: dict[str, Any] | None = None,
+    input_options: dict[str, Any] | None = None,
+    output_options: dict[str, Any] | None = None,
 ) -> NgramBatch:
-    """Partition precomputed `kind` ('unigram' or 'bigram') count files into `directory`."""
-    opts = storage_options or {}
+    """Partition precomputed `kind` ('unigram' or 'bigram') count files into `directory`
+    (files read with `input_options`, `directory` written with `output_options`)."""
+    read, opts = input_options or {}, output_options or {}
     done = manifest.load(storage.join(directory, "_manifest.json"), NgramBatch, opts)
     if done is not None:
         return done
@@ -327,10 +331,10 @@ def count_file_batch(
     digests: list[InputDigest] = []
     for uri in files:
         if uri.endswith(".parquet"):
-            _count_parquet(uri, kind, counter, digests, opts)
+            _count_parquet(uri, kind, counter, digests, read)
             continue
-        file_layout = sniff_count_layout(peek_lines(uri, 200, opts)) if layout == "auto" else layout
-        with open_text(uri, opts, digests) as stream:
+        file_layout = sniff_count_layout(peek_lines(uri, 200, read)) if layout == "auto" else layout
+        with open_text(uri, read, digests) as stream:
             _count_lines(stream, kind, file_layout, counter, stats)
     counter.spill()
     return _finish(counter, digests, stats, opts)

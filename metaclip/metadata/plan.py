@@ -131,10 +131,11 @@ def plan_build(
     text_format: str = "auto",
     count_layout: str = "auto",
     work_dir: str | None = None,
-    storage_options: dict[str, Any] | None = None,
+    input_options: dict[str, Any] | None = None,
 ) -> BuildPlan:
-    """Check a build's options and inputs (UserError on a mistake) and lay out its work."""
-    opts = storage_options or {}
+    """Check a build's options and inputs (UserError on a mistake) and lay out its work.
+    Reads only the inputs (with `input_options`): it lists them and takes their identities."""
+    opts = input_options or {}
     th = thresholds or Thresholds()
     _check_options(wiki_text, unigram_counts, bigram_counts, partitions, th)
     if text_format not in TEXT_FORMATS or count_layout not in COUNT_LAYOUTS:

@@ -83,10 +83,12 @@ def count_title_batch(
     uri: str,
     domains: Sequence[str] = ("en",),
     min_hourly_views: int = 50,
-    storage_options: dict[str, Any] | None = None,
+    input_options: dict[str, Any] | None = None,
+    output_options: dict[str, Any] | None = None,
 ) -> TitleBatch:
-    """Sum a batch of pageview files' qualifying views per title into the Parquet file `uri`."""
-    opts = storage_options or {}
+    """Sum a batch of pageview files' qualifying views per title into the Parquet file `uri`
+    (files read with `input_options`, `uri` written with `output_options`)."""
+    read, opts = input_options or {}, output_options or {}
     done = manifest.load(f"{uri}.json", TitleBatch, opts)
     if done is not None:
         return done
@@ -94,7 +96,7 @@ def count_title_batch(
     stats: Counter[str] = Counter()
     digests: list[InputDigest] = []
     for file in files:
-        source = HashedInput(file, opts)
+        source = HashedInput(file, read)
         with source.open() as stream:
             count_pageviews(stream, domains, min_hourly_views, counts, stats)
         assert source.digest is not None

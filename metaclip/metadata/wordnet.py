@@ -218,13 +218,18 @@ def wordnet_key_files(source: str, storage_options: dict[str, Any] | None = None
 
 
 def wordnet_source(
-    source: str, uri: str, pos: str | None = None, storage_options: dict[str, Any] | None = None
+    source: str,
+    uri: str,
+    pos: str | None = None,
+    input_options: dict[str, Any] | None = None,
+    output_options: dict[str, Any] | None = None,
 ) -> SourceList:
-    """Write the WordNet source list (entry, number of synsets) to `uri`."""
-    names = wordnet_names(source, pos, storage_options)
+    """Write the WordNet source list (entry, number of synsets) to `uri` (WordNet read with
+    `input_options`, the list written with `output_options`)."""
+    names = wordnet_names(source, pos, input_options)
     table = pa.table(
         {"entry": list(names.counts), "count": pa.array(list(names.counts.values()), pa.int64())}
     )
     params = {"source": source, "pos": pos, "name_rule": "name up to first '.', '_' -> ' '"}
     stats = {"synsets": names.synsets, "wordnet_version": names.version}
-    return write_source_list("wordnet", uri, table, params, names.inputs, stats, storage_options)
+    return write_source_list("wordnet", uri, table, params, names.inputs, stats, output_options)

@@ -82,13 +82,16 @@ def expert_table(table: pa.Table, rows: np.ndarray, fine: np.ndarray, expert: in
 
 def assign_shard(
     curated_uri: str, embeddings_uri: str, centres_uri: str, shard: str, output: str,
-    outside_share: float = 0.0, seed: int = 0, n_examples: int = N_EXAMPLES,
-    **storage_options: Any,
+    outside_share: float = 0.0, seed: int = 0, n_examples: int = N_EXAMPLES, *,
+    input_options: dict[str, Any] | None = None, output_options: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Write this shard's part of every expert; return sizes and example captions."""
-    centres = Centres.load(centres_uri, **storage_options)
-    table = storage.read_parquet(curated_uri, **storage_options)
-    x = load_array(embeddings_uri, **storage_options)
+    """Write this shard's part of every expert; return sizes and example captions. The
+    curated shard is read with `input_options`; embeddings, centres and the expert parts (all
+    under the MoDE output) with `output_options`."""
+    read, write = input_options or {}, output_options or {}
+    centres = Centres.load(centres_uri, **write)
+    table = storage.read_parquet(curated_uri, **read)
+    x = load_array(embeddings_uri, **write)
     if len(x) != table.num_rows:
         raise ValueError(f"{embeddings_uri} has {len(x)} rows, {curated_uri} {table.num_rows}")
     fine, experts, _ = centres.assign(x)
@@ -100,8 +103,7 @@ def assign_shard(
         extra = outside_mask(uuids, captions, inside, outside_share, seed, k)
         rows = np.flatnonzero(inside | extra)
         uri = layout.expert_part(k, shard)
-        storage.write_parquet_atomic(uri, expert_table(table, rows, fine, k, inside),
-                                     **storage_options)
+        storage.write_parquet_atomic(uri, expert_table(table, rows, fine, k, inside), **write)
         parts.append(uri)
         in_sizes.append(int(inside.sum()))
         out_sizes.append(int(extra.sum()))
@@ -110,5 +112,5 @@ def assign_shard(
         "shard": shard, "rows": table.num_rows, "parts": parts, "in_cluster": in_sizes,
         "outside_added": out_sizes, "examples": examples,
         "fine_sizes": np.bincount(fine, minlength=len(centres.fine)).tolist(),
-        "outputs": written(parts, **storage_options),
+        "outputs": written(parts, **write),
     }

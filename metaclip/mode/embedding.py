@@ -26,6 +26,7 @@ DEFAULT_ENCODER = "all-MiniLM-L6-v2"
 SIMCSE = "princeton-nlp/sup-simcse-bert-base-uncased"
 POOLER_PREFIX = "pooler:"
 BATCH_SIZE = 256
+DTYPES = ("float16", "float32")  # stored embeddings; k-means and assignment use float32
 
 
 class Encoder(Protocol):
@@ -157,16 +158,22 @@ def embed_shard(
     dtype: str = "float16",
     batch_size: int = BATCH_SIZE,
     device: str | None = None,
-    **storage_options: Any,
+    *,
+    input_options: dict[str, Any] | None = None,
+    output_options: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Embed one curated shard's captions into `out_uri` (row i = caption i of the shard).
+    The shard is read with `input_options`, the embeddings written with `output_options`.
 
     float16 halves storage (2.5B x 384 dims: 1.9 TB instead of 3.8 TB); k-means and assignment
     compute in float32.
     """
-    captions = storage.read_parquet(curated_uri, ["caption"], **storage_options)["caption"]
+    if dtype not in DTYPES:
+        raise UserError(f"dtype must be one of {', '.join(DTYPES)}: {dtype!r}")
+    read, write = input_options or {}, output_options or {}
+    captions = storage.read_parquet(curated_uri, ["caption"], **read)["caption"]
     model = load_encoder(encoder, device)
     vectors = embed_texts(captions.to_pylist(), model, normalize, batch_size)
-    save_array(out_uri, vectors.astype(dtype), **storage_options)
+    save_array(out_uri, vectors.astype(dtype), **write)
     return {"embeddings_uri": out_uri, "rows": len(vectors), "dim": int(vectors.shape[1]),
-            "outputs": written([out_uri], **storage_options)}
+            "outputs": written([out_uri], **write)}

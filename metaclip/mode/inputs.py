@@ -17,11 +17,18 @@ from metaclip.results import written
 SAMPLE_SIZE = 1_000_000
 
 
-def curated_shards(curated: str, **storage_options: Any) -> list[str]:
-    """Curated Parquet shards from a curation output root, its curated/ folder, a glob or files."""
+def shard_source(curated: str, **storage_options: Any) -> str:
+    """What curated_shards lists: a curation output root's curated/ folder when it has one,
+    else `curated` as given (a folder, a glob or a file)."""
     root_dir = OutputLayout(curated).curated_dir
     if "*" not in curated and storage.exists(root_dir, **storage_options):
-        curated = root_dir
+        return root_dir
+    return curated
+
+
+def curated_shards(curated: str, **storage_options: Any) -> list[str]:
+    """Curated Parquet shards from a curation output root, its curated/ folder, a glob or files."""
+    curated = shard_source(curated, **storage_options)
     shards = storage.expand_inputs([curated], suffixes=(".parquet",), **storage_options)
     if not shards:
         raise UserError(f"no curated Parquet shards under {curated}")
