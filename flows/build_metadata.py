@@ -17,13 +17,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from prefect import Task, flow, get_run_logger
+from prefect.artifacts import create_markdown_artifact
 from prefect.states import State
 
 from metaclip.config import BuildMetadataConfig
 from metaclip.errors import UserError
+from metaclip.metadata.inspection import source_table
 from metaclip.metadata.plan import BuildPlan, Thresholds, plan_build
 from metaclip.metadata.sources import SourceList
 from metaclip.paths import lock_uri
@@ -35,6 +38,7 @@ from metaclip_prefect.flows.runners import (
     user_error,
 )
 from metaclip_prefect.tasks import metadata as t
+from metaclip_prefect.tasks.artifacts import StageProgress, artifact_key, publish
 from metaclip_prefect.tasks.credentials import resolve
 
 Calls = Sequence[Mapping[str, Any]]
@@ -103,7 +107,26 @@ def run_build(config: BuildMetadataConfig) -> dict[str, Any]:
     )  # fmt: skip
     with output_lease(lock_uri(config.output), **resolve(config.storage.output)):
         use_cluster(config.cluster)
-        return build_sources(plan, config)
+        prov = build_sources(plan, config)
+    publish_provenance(prov, config.output)
+    return prov
+
+
+def publish_provenance(prov: dict[str, Any], output: str) -> None:
+    """The entries per source, as an artifact of the run (versioned per output)."""
+    rows = [
+        f"| {r['source']} | {r['kept']:,} | {r['added']:,} | {r['first_id']:,} |"
+        for r in source_table(prov)
+    ]
+    markdown = "\n".join([
+        f"## `{output}/metadata.json`: {prov['total']:,} entries", "",
+        "| source | kept by the source | new entries | first id |", "|---|---:|---:|---:|",
+        *rows, "", f"sha256 `{prov['sha256']}`",
+    ])  # fmt: skip
+    publish(
+        create_markdown_artifact, markdown=markdown, key=artifact_key("metadata", output),
+        description=f"Entries per source of {output}/metadata.json.",
+    )  # fmt: skip
 
 
 def plan_for(config: BuildMetadataConfig) -> BuildPlan:
@@ -142,17 +165,32 @@ def _planned(plan: BuildPlan) -> list[str]:
     ]
 
 
-def _run(task: Task, calls: Calls, refresh: bool, output_opts: dict[str, Any]) -> list[Any]:
+@dataclass(frozen=True)
+class _Stages:
+    """What every stage needs: the output (its progress artifacts name it), whether to ignore
+    Prefect's cache, and the output's resolved options (for the flow's own checks only: tasks
+    resolve their own)."""
+
+    output: str
+    refresh: bool
+    output_opts: dict[str, Any] = field(repr=False)  # may hold a Secret block's credentials
+
+
+def _run(task: Task, calls: Calls, stages: _Stages) -> list[Any]:
     """task(**call) for each call, in parallel; a cached result whose outputs are gone or were
     overwritten since (result.intact() says) is computed again, as flows/verified.py does for
-    dict results."""
+    dict results. A progress artifact on the run follows the stage."""
     if not calls:
         return []
     started = time.perf_counter()
-    task = task.with_options(refresh_cache=True) if refresh else task
+    progress = StageProgress(task.name, len(calls), stages.output)
+    task = task.with_options(refresh_cache=True) if stages.refresh else task
     futures = [task.submit(**call) for call in calls]
-    results = [f.result() for f in futures]
-    stale = [i for i, r in enumerate(results) if not r.intact(output_opts)]
+    results = []
+    for done, future in enumerate(futures, 1):
+        results.append(future.result())
+        progress.advance(done)
+    stale = [i for i, r in enumerate(results) if not r.intact(stages.output_opts)]
     redo = task.with_options(refresh_cache=True)
     again = {i: redo.submit(**calls[i]) for i in stale}
     for i, future in again.items():
@@ -166,15 +204,15 @@ def _run(task: Task, calls: Calls, refresh: bool, output_opts: dict[str, Any]) -
 
 def build_sources(plan: BuildPlan, config: BuildMetadataConfig) -> dict[str, Any]:
     """Every source, then the merge: tasks of this flow run."""
-    out = resolve(config.storage.output)
-    storage, refresh = config.storage, config.refresh
+    stages = _Stages(config.output, config.refresh, resolve(config.storage.output))
+    storage = config.storage
     sources: list[SourceList] = []
     if plan.wordnet:
         call = {"source": plan.wordnet, "key_files": plan.wordnet_files,
                 "uri": plan.source_uri("wordnet"), "storage": storage}  # fmt: skip
-        sources += _run(t.wordnet_source, [call], refresh, out)
-    sources += _ngram_sources(plan, config, out)
-    sources += _title_source(plan, config, out)
+        sources += _run(t.wordnet_source, [call], stages)
+    sources += _ngram_sources(plan, config, stages)
+    sources += _title_source(plan, config, stages)
     merged = t.merge_metadata.submit(
         sources=sources, output=plan.output, base=plan.base, extra=plan.extra,
         max_entries=config.max_entries, storage=storage,
@@ -183,12 +221,12 @@ def build_sources(plan: BuildPlan, config: BuildMetadataConfig) -> dict[str, Any
 
 
 def _ngram_sources(
-    plan: BuildPlan, config: BuildMetadataConfig, out: dict[str, Any]
+    plan: BuildPlan, config: BuildMetadataConfig, stages: _Stages
 ) -> list[SourceList]:
     if plan.ngram_stage is None:
         return []
     stage, parts, th = plan.ngram_stage, plan.partitions, plan.thresholds
-    storage, refresh = config.storage, config.refresh
+    storage = config.storage
     text_calls = [
         {"files": j.files, "directory": j.target, "partitions": parts,
          "max_items": config.max_items, "text_format": plan.text_format, "storage": storage}
@@ -199,42 +237,42 @@ def _ngram_sources(
          "max_items": config.max_items, "layout": plan.count_layout, "storage": storage}
         for j in plan.count_jobs
     ]  # fmt: skip
-    batches = _run(t.count_text_batch, text_calls, refresh, out) + _run(
-        t.count_file_batch, count_calls, refresh, out
+    batches = _run(t.count_text_batch, text_calls, stages) + _run(
+        t.count_file_batch, count_calls, stages
     )
     unigrams = _run(
         t.reduce_unigrams,
         [{"batches": batches, "partition": p, "stage": stage, "storage": storage}
          for p in range(parts)],
-        refresh, out,
+        stages,
     )  # fmt: skip
     sources = []
     if plan.unigrams:
         call = {"unigrams": unigrams, "batches": batches, "min_count": th.min_unigram_count,
                 "uri": plan.source_uri("unigram"), "storage": storage}  # fmt: skip
-        sources += _run(t.unigram_source, [call], refresh, out)
+        sources += _run(t.unigram_source, [call], stages)
     if plan.bigrams:
         pmi = th.min_bigram_pmi
         joined = _run(
             t.join_bigrams,
             [{"batches": batches, "partition": p, "partitions": parts, "unigrams": unigrams,
               "min_pmi": pmi, "stage": stage, "storage": storage} for p in range(parts)],
-            refresh, out,
+            stages,
         )  # fmt: skip
         scored = _run(
             t.score_bigrams,
             [{"joined": joined, "partition": q, "unigrams": unigrams, "min_pmi": pmi,
               "stage": stage, "storage": storage} for q in range(parts)],
-            refresh, out,
+            stages,
         )  # fmt: skip
         call = {"scored": scored, "joined": joined, "unigrams": unigrams, "batches": batches,
                 "min_pmi": pmi, "uri": plan.source_uri("bigram"), "storage": storage}  # fmt: skip
-        sources += _run(t.bigram_source, [call], refresh, out)
+        sources += _run(t.bigram_source, [call], stages)
     return sources
 
 
 def _title_source(
-    plan: BuildPlan, config: BuildMetadataConfig, out: dict[str, Any]
+    plan: BuildPlan, config: BuildMetadataConfig, stages: _Stages
 ) -> list[SourceList]:
     if not plan.title_jobs:
         return []
@@ -244,12 +282,12 @@ def _title_source(
         [{"files": j.files, "uri": j.target, "domains": plan.pageview_domains,
           "min_hourly_views": th.min_hourly_views, "storage": storage}
          for j in plan.title_jobs],
-        config.refresh, out,
+        stages,
     )  # fmt: skip
     params = {"domains": plan.pageview_domains, "min_hourly_views": th.min_hourly_views}
     call = {"batches": batches, "params": params, "min_views": th.min_title_views,
             "uri": plan.source_uri("title"), "storage": storage}  # fmt: skip
-    return _run(t.title_source, [call], config.refresh, out)
+    return _run(t.title_source, [call], stages)
 
 
 __all__: Sequence[str] = ("build_metadata", "run_build")

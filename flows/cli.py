@@ -22,6 +22,7 @@ os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
 
 from metaclip.balance import DEFAULT_T  # noqa: E402
+from metaclip.config import check_no_userinfo, parse_options  # noqa: E402
 from metaclip.errors import UserError  # noqa: E402
 
 app = typer.Typer(
@@ -114,7 +115,24 @@ def _json_option(name: str, value: str | None) -> dict[str, Any] | None:
         fail(f"{name}: not JSON: {value!r}")
     if not isinstance(parsed, dict):
         fail(f"{name}: must be a JSON object, like '{{\"anon\": true}}'")
+    _refuse_credentials(lambda: parse_options(name, parsed))
     return parsed
+
+
+def _refuse_credentials(check: Any) -> None:
+    """Credentials are refused here, before a flow run exists: Prefect stores a run's
+    parameters in its database as soon as the run is created. (Every other check is the
+    flow's.)"""
+    try:
+        check()
+    except UserError as exc:
+        fail(str(exc))
+
+
+def _locations_without_credentials(**locations: str | list[str] | None) -> None:
+    for name, value in locations.items():
+        for uri in [value] if isinstance(value, str) else (value or []):
+            _refuse_credentials(lambda n=name, u=uri: check_no_userinfo(n, u))
 
 
 def _credentials(pairs: list[str] | None) -> dict[str, str] | None:
@@ -217,6 +235,10 @@ def curate(
     """Extract, match, count and balance: a curated, img2dataset-ready set."""
     from metaclip_prefect.flows.curate import curate as curate_flow
 
+    _locations_without_credentials(
+        inputs=inputs, metadata=metadata, output=output, exclude_store=exclude_store,
+        crawl_data_root=crawl_data_root,
+    )  # fmt: skip
     result = run_flow(
         curate_flow,
         debug=debug,

@@ -28,6 +28,7 @@ from metaclip.lid import DEFAULT_LANGUAGES
 from metaclip.paths import OutputLayout
 from metaclip.results import write_json
 from metaclip_prefect.flows.runners import (
+    CHECKED_BY_CONFIG,
     DeferredDaskTaskRunner,
     configured,
     output_lease,
@@ -48,7 +49,7 @@ from metaclip_prefect.tasks.curate import (
 from metaclip_prefect.tasks.datacard import publish_datacard
 
 
-@flow(name="curate", log_prints=True, task_runner=DeferredDaskTaskRunner())
+@flow(name="curate", log_prints=True, task_runner=DeferredDaskTaskRunner(), **CHECKED_BY_CONFIG)
 def curate(
     metadata: str,
     output: str,
@@ -215,12 +216,16 @@ def curate_batches(
 
     result = summary.build_summary(
         batches=batches, buckets=buckets, sampled=sampled, counts=counts, params=s.record(),
-        outputs={"curated": layout.curated_dir, "entry_counts": layout.entry_counts,
-                 "summary": layout.summary},
-        stage_seconds=seconds,
+        outputs=run_outputs(layout), stage_seconds=seconds,
     )  # fmt: skip
     result["task_results"] = _cache_report([*batches, *buckets, *sampled])
     return finish_run(result, sampled, counts_uri, s, stores, run_key)
+
+
+def run_outputs(layout: OutputLayout) -> dict[str, str]:
+    """Where a run's results are, as the summary names them."""
+    return {"curated": layout.curated_dir, "entry_counts": layout.entry_counts,
+            "summary": layout.summary}  # fmt: skip
 
 
 def finish_run(

@@ -12,7 +12,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from prefect import flow, get_run_logger
+from prefect import Task, flow, get_run_logger
+from prefect.artifacts import create_markdown_artifact
 from prefect.states import State
 
 from metaclip.config import ExpertsConfig, contains, glob_base
@@ -33,6 +34,7 @@ from metaclip_prefect.flows.runners import (
     user_error,
 )
 from metaclip_prefect.flows.verified import gather_verified
+from metaclip_prefect.tasks.artifacts import StageProgress, artifact_key, publish
 from metaclip_prefect.tasks.credentials import resolve
 from metaclip_prefect.tasks.mode import assign_shard, embed_shard, fit_centres, sample_shard
 
@@ -97,7 +99,28 @@ def run_experts(config: ExpertsConfig) -> dict[str, Any]:
     )
     with output_lease(lock_uri(config.output), **resolve(config.storage.output)):
         use_cluster(config.cluster)
-        return build_experts(shards, inputs.sample_rate(sum(rows), config.sample_size), config)
+        result = build_experts(shards, inputs.sample_rate(sum(rows), config.sample_size), config)
+    publish_experts(result, config.output)
+    return result
+
+
+def publish_experts(result: dict[str, Any], output: str) -> None:
+    """Pairs per expert, as an artifact of the run (versioned per output)."""
+    rows = [
+        f"| {k} | {size:,} | {added:,} | `{folder}` |"
+        for k, (size, added, folder) in enumerate(zip(
+            result["expert_sizes"], result["outside_added"], result["outputs"]["experts"],
+            strict=True,
+        ))
+    ]  # fmt: skip
+    markdown = "\n".join([
+        f"## Data experts of `{output}`: {result['pairs']:,} pairs", "",
+        "| expert | pairs | out-of-cluster added | folder |", "|---:|---:|---:|---|", *rows,
+    ])  # fmt: skip
+    publish(
+        create_markdown_artifact, markdown=markdown, key=artifact_key("experts", output),
+        description=f"Pairs per data expert of {output}.",
+    )  # fmt: skip
 
 
 def build_experts(shards: list[str], rate: float, c: ExpertsConfig) -> dict[str, Any]:
@@ -107,28 +130,31 @@ def build_experts(shards: list[str], rate: float, c: ExpertsConfig) -> dict[str,
     def options_for(_uri: str) -> dict[str, Any]:
         return out  # every task output is under the MoDE output
 
+    def stage(task: Task, calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """One stage's tasks, with a progress artifact on the run."""
+        progress = StageProgress(task.name, len(calls), c.output)
+        return gather_verified(task, calls, options_for, progress.advance)
+
     layout = ModeLayout(c.output)
     ids = [shard_id(s) for s in shards]
     seconds: dict[str, float] = {}
 
     started = time.perf_counter()
-    embedded = gather_verified(
+    embedded = stage(
         embed_shard,
         [{"curated_uri": s, "out_uri": layout.embeddings(i), "encoder": c.encoder,
           "normalize": c.normalize, "dtype": c.dtype, "batch_size": c.batch_size,
           "storage": c.storage}
          for s, i in zip(shards, ids, strict=True)],
-        options_for,
     )  # fmt: skip
     seconds["embed"] = time.perf_counter() - started
 
     started = time.perf_counter()
-    sampled = gather_verified(
+    sampled = stage(
         sample_shard,
         [{"embeddings_uri": e["embeddings_uri"], "out_uri": layout.sample(i), "rate": rate,
           "seed": c.seed, "shard_index": n, "storage": c.storage}
          for n, (e, i) in enumerate(zip(embedded, ids, strict=True))],
-        options_for,
     )  # fmt: skip
     fit_call = {
         "sample_uris": [r["sample_uri"] for r in sampled], "out_uri": layout.centres,
@@ -140,13 +166,12 @@ def build_experts(shards: list[str], rate: float, c: ExpertsConfig) -> dict[str,
     seconds["kmeans"] = time.perf_counter() - started
 
     started = time.perf_counter()
-    assigned = gather_verified(
+    assigned = stage(
         assign_shard,
         [{"curated_uri": s, "embeddings_uri": e["embeddings_uri"], "centres_uri": centres_uri,
           "shard": i, "output": c.output, "outside_share": c.outside_share, "seed": c.seed,
           "n_examples": c.n_examples, "storage": c.storage}
          for s, e, i in zip(shards, embedded, ids, strict=True)],
-        options_for,
     )  # fmt: skip
     seconds["assign"] = time.perf_counter() - started
 

@@ -26,7 +26,12 @@ from metaclip.config import MonthlyConfig
 from metaclip.errors import UserError
 from metaclip.lease import OutputBusyError
 from metaclip_prefect.flows.curate import run_curation
-from metaclip_prefect.flows.runners import DeferredDaskTaskRunner, configured, user_error
+from metaclip_prefect.flows.runners import (
+    CHECKED_BY_CONFIG,
+    DeferredDaskTaskRunner,
+    configured,
+    user_error,
+)
 from metaclip_prefect.tasks.artifacts import artifact_key, publish
 from metaclip_prefect.tasks.credentials import resolve
 from metaclip_prefect.tasks.retry import IO_TASK_OPTIONS
@@ -58,7 +63,10 @@ def _report(markdown: str, output_root: str) -> None:
     )  # fmt: skip
 
 
-@flow(name="curate-new-crawl", log_prints=True, task_runner=DeferredDaskTaskRunner())
+@flow(
+    name="curate-new-crawl", log_prints=True, task_runner=DeferredDaskTaskRunner(),
+    **CHECKED_BY_CONFIG,
+)
 def curate_new_crawl(
     output_root: str,
     metadata: str,
@@ -110,7 +118,7 @@ def _config(params: dict[str, Any]) -> MonthlyConfig:
 
 def run_monthly(config: MonthlyConfig) -> dict[str, Any]:
     logger = get_run_logger()
-    output_opts = resolve(config.curate_config("CC-MAIN-2000-01").storage.output)
+    output_opts = resolve(config.storage.output)
     ids = list_crawls(config.collinfo)
     candidates = crawls.choose_crawl(
         ids, lambda c: crawls.is_done(config.output_root, c, **output_opts), config.lookback

@@ -21,8 +21,9 @@ from metaclip.curation.plan import RunSettings
 from metaclip.curation.record import read_run_record, write_run_record
 from metaclip.errors import UserError
 from metaclip.paths import OutputLayout
-from metaclip_prefect.flows.curate import finish_run, sample_buckets
+from metaclip_prefect.flows.curate import finish_run, run_outputs, sample_buckets
 from metaclip_prefect.flows.runners import (
+    CHECKED_BY_CONFIG,
     DeferredDaskTaskRunner,
     configured,
     output_lease,
@@ -32,7 +33,7 @@ from metaclip_prefect.flows.runners import (
 from metaclip_prefect.tasks.credentials import resolve, stores_for
 
 
-@flow(name="rebalance", log_prints=True, task_runner=DeferredDaskTaskRunner())
+@flow(name="rebalance", log_prints=True, task_runner=DeferredDaskTaskRunner(), **CHECKED_BY_CONFIG)
 def rebalance(
     output: str,
     t: float,
@@ -73,6 +74,7 @@ def run_rebalance(config: RebalanceConfig) -> dict[str, Any]:
         result = curation.rebalanced_summary(
             old, sampled, counts, settings.t, settings.seed, time.perf_counter() - started
         )
+        result["outputs"] = run_outputs(layout)  # this output's, wherever it was copied from
         write_run_record(
             config.output, settings.record(), record["counts_uri"], record["dedup_uris"],
             **stores.output,

@@ -60,6 +60,12 @@ def _json_env(name: str) -> dict[str, Any] | None:
     return value
 
 
+# Flow options: the parameters are checked by the flow's configuration (metaclip.config), one line
+# naming the parameter, instead of Prefect's pydantic validation (a multi-line error, before the
+# flow's own checks; deployments still check the schema when a run is created).
+CHECKED_BY_CONFIG: dict[str, Any] = {"validate_parameters": False}
+
+
 class DeferredDaskTaskRunner(DaskTaskRunner):
     """A DaskTaskRunner whose cluster the flow chooses after validating its parameters."""
 

@@ -32,6 +32,7 @@ def record_completion(
     key: str,
     outputs: Iterable[str],
     result: Mapping[str, Any],
+    /,
     **storage_options: Any,
 ) -> None:
     """Write the record (after every output it names): the key, the outputs' identities, and
@@ -40,7 +41,9 @@ def record_completion(
     write_json(OutputLayout(output).completion, record, **storage_options)
 
 
-def completed_summary(output: str, key: str, **storage_options: Any) -> dict[str, Any] | None:
+def completed_summary(
+    output: str, key: str, /, **storage_options: Any
+) -> dict[str, Any] | None:
     """The summary of a finished run with this key whose outputs are intact, else None."""
     try:
         record = read_json(OutputLayout(output).completion, **storage_options)

@@ -118,11 +118,17 @@ def check_location(name: str, value: Any) -> str:
     if scheme not in _known_schemes():
         raise _fail(name, f"unknown storage scheme {scheme}:// in {value!r}")
     authority = value[match.end():].split("/", 1)[0]
-    if "@" in authority:
-        raise _fail(name, "must not carry credentials (user:password@); see docs/operations.md")
+    check_no_userinfo(name, value)
     if not authority and scheme not in ("file", "local", "memory"):
         raise _fail(name, f"{value!r} names no bucket or host")
     return value
+
+
+def check_no_userinfo(name: str, value: Any) -> None:
+    """A URI must not carry user:password@ (parameters are stored in Prefect's database)."""
+    match = _SCHEME.match(value) if isinstance(value, str) else None
+    if match and "@" in value[match.end():].split("/", 1)[0]:
+        raise _fail(name, "must not carry credentials (user:password@); see docs/operations.md")
 
 
 def _known_schemes() -> set[str]:
@@ -439,6 +445,9 @@ class RebalanceConfig:
         )
 
 
+PROBE_CRAWL = "CC-MAIN-2013-20"  # any valid id: checks a monthly run's curation parameters
+
+
 @dataclass(frozen=True)
 class MonthlyConfig:
     """The monthly flow: which crawl (collinfo, lookback), where (output_root), and the
@@ -481,8 +490,13 @@ class MonthlyConfig:
             crawl_options=crawl_opts,
             curate=dict(curate),
         )
-        config.curate_config("CC-MAIN-2000-01")  # the curation's parameters, checked now
+        config.curate_config(PROBE_CRAWL)  # the curation's parameters, checked now
         return config
+
+    @property
+    def storage(self) -> StorageConfig:
+        """The curations' storage (output, metadata; the crawl's are crawl_options)."""
+        return self.curate_config(PROBE_CRAWL).storage
 
     def curate_config(self, crawl_id: str) -> CurateConfig:
         from metaclip.crawls import crawl_output

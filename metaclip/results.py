@@ -61,13 +61,19 @@ def _canonical(result: dict[str, Any]) -> bytes:
     return orjson.dumps(result, option=orjson.OPT_SORT_KEYS)
 
 
-def store_result(uri: str, key: str, result: dict[str, Any], **storage_options: Any) -> None:
+def store_result(
+    uri: str, key: str, result: dict[str, Any], /, **storage_options: Any
+) -> None:
+    """Store a task's result as data. (Positional-only parameters: s3fs has an option named
+    `key`, the access key id, which must reach **storage_options.)"""
     body = _canonical(result)
     record = {"key": key, "sha256": hashlib.sha256(body).hexdigest(), "result": result}
     storage.write_bytes_atomic(uri, orjson.dumps(record), **storage_options)
 
 
-def load_result(uri: str, key: str, **storage_options: Any) -> tuple[dict[str, Any] | None, bool]:
+def load_result(
+    uri: str, key: str, /, **storage_options: Any
+) -> tuple[dict[str, Any] | None, bool]:
     """(result, damaged): (None, False) when there is none, (None, True) when the record is
     not valid JSON, answers another key or fails its checksum."""
     try:

@@ -54,6 +54,18 @@ JS_IMAGES = """(() => {
   return imgs.map(i => ({complete: i.complete, w: i.naturalWidth, h: i.naturalHeight,
                          shown_w: i.getBoundingClientRect().width, alt: i.alt}));
 })()"""
+JS_CLICK = """(() => {
+  const e = [...document.querySelectorAll('button, a, [role=tab], li.p-tab')]
+    .find(x => x.offsetParent !== null && x.innerText && x.innerText.trim() === %s);
+  if (e) e.click();
+  return !!e;
+})()"""
+# The lowest visible text, image or canvas right of the sidebar: where the content ends.
+JS_BOTTOM = """Math.ceil(Math.max(0, ...[...document.querySelectorAll('body *')]
+  .filter(e => e.offsetParent !== null && (e.tagName === 'IMG' || e.tagName === 'CANVAS' ||
+          (e.children.length === 0 && e.innerText && e.innerText.trim())))
+  .map(e => e.getBoundingClientRect()).filter(r => r.left >= 200 && r.width > 0)
+  .map(r => r.bottom)))"""
 JS_TEXT = "document.body ? document.body.innerText : ''"
 
 
@@ -173,8 +185,9 @@ class Page:
 def browser(chromium: str, tmp: Path, procs: Processes) -> Iterator[Page]:
     profile = tmp / "chromium-profile"
     profile.mkdir()
-    procs.start([chromium, "--headless=new", "--no-sandbox", "--disable-gpu",
-                 "--disable-dev-shm-usage", "--no-first-run", "--no-default-browser-check",
+    # WebGL through SwiftShader (software): the new UI draws the run graph with WebGL
+    procs.start([chromium, "--headless=new", "--no-sandbox", "--use-angle=swiftshader",
+                 "--enable-unsafe-swiftshader", "--ignore-gpu-blocklist", "--disable-dev-shm-usage", "--no-first-run", "--no-default-browser-check",
                  "--disable-extensions", "--hide-scrollbars", "--mute-audio",
                  "--remote-debugging-address=127.0.0.1", "--remote-debugging-port=0",
                  "--remote-allow-origins=*", f"--user-data-dir={profile}",
@@ -194,17 +207,23 @@ def browser(chromium: str, tmp: Path, procs: Processes) -> Iterator[Page]:
         page.close()
 
 
-def shoot(page: Page, url: str, ready_js: str, timeout: float, max_height: int) -> dict[str, Any]:
-    """Open url, wait until ready_js is truthy (the SPA rendered), screenshot the whole content
-    (up to max_height); what the page showed, with the PNG bytes under 'png'."""
+def shoot(page: Page, url: str, ready_js: str, timeout: float, max_height: int,
+          click: str | None = None, graph: bool = False) -> dict[str, Any]:
+    """Open url, click the tab or button labelled `click` once it shows, wait until ready_js is
+    truthy (the SPA rendered), screenshot the whole content (up to max_height); what the page
+    showed, with the PNG bytes under 'png'."""
     page.viewport(HEIGHT)
     page.call("Page.navigate", url=url)
     start = time.monotonic()
     try:
+        if click:
+            wait_for(f"{click!r} on {url}", lambda: page.eval(JS_CLICK % json.dumps(click)),
+                     timeout)
         wait_for(url, lambda: page.eval(ready_js), timeout)
         ready = True
     except TimeoutError:
         ready = False
+    graph_drawn = wait_graph(page, timeout) if graph and ready else None
     time.sleep(2.0)  # let late requests (counts, charts) and fonts settle
     height = min(max(HEIGHT, int(page.eval(JS_HEIGHT) or HEIGHT)), max_height)
     if height > HEIGHT:
@@ -214,15 +233,43 @@ def shoot(page: Page, url: str, ready_js: str, timeout: float, max_height: int) 
         page.viewport(height)
         time.sleep(0.5)
     png = base64.b64decode(page.call("Page.captureScreenshot", format="png")["data"])
-    return {"url": url, "ready": ready, "seconds": round(time.monotonic() - start, 1),
-            "height": height, "images": page.eval(JS_IMAGES) or [],
+    return {"url": url, "ready": ready, "graph_drawn": graph_drawn, "seconds": round(time.monotonic() - start, 1),
+            "height": height, "bottom": page.eval(JS_BOTTOM), "images": page.eval(JS_IMAGES) or [],
             "text": page.eval(JS_TEXT) or "", "final_url": page.eval("location.href"), "png": png}
 
 
-def save_small(png: bytes, path: Path, width: int, max_bytes: int = 300_000) -> int:
-    """Resize to at most `width` wide, quantize to a palette, shrink further until under
+def wait_graph(page: Page, timeout: float) -> bool:
+    """Wait until the run graph (a canvas; WebGL in the new UI, slow in software) shows green
+    task bars and has stopped changing; whether it did within timeout."""
+    rect = page.eval("(() => { const c = [...document.querySelectorAll('canvas')].sort((a, b) =>"
+                     " b.width * b.height - a.width * a.height)[0]; if (!c) return null;"
+                     " const r = c.getBoundingClientRect();"
+                     " return {x: r.x, y: r.y, width: r.width, height: r.height}; })()")
+    if not rect or rect["width"] < 10 or rect["height"] < 10:
+        return False
+    deadline, last = time.monotonic() + timeout, None
+    while time.monotonic() < deadline:
+        # the whole viewport, cropped here: a clip with a scale resizes the page, and the graph
+        # starts drawing again
+        data = page.call("Page.captureScreenshot", format="png")
+        img = Image.open(io.BytesIO(base64.b64decode(data["data"]))).convert("RGB").crop(
+            (int(rect["x"]), int(rect["y"]), int(rect["x"] + rect["width"]),
+             int(rect["y"] + rect["height"]))).reduce(4)
+        green = sum(1 for r, g, b in img.getdata() if g > r + 50 and g > b + 30)
+        if green > 20 and img.tobytes() == last:
+            return True
+        last = img.tobytes() if green > 20 else None
+        time.sleep(1.5)
+    return False
+
+
+def save_small(png: bytes, path: Path, width: int, bottom: int | None = None,
+               max_bytes: int = 300_000) -> int:
+    """Crop at `bottom` px, resize to at most `width` wide, quantize to a palette, shrink further until under
     max_bytes; the bytes written."""
     img = Image.open(io.BytesIO(png)).convert("RGB")
+    if bottom:  # cut the empty band under the content
+        img = img.crop((0, 0, img.width, min(img.height, bottom + 32)))
     w = min(width, img.width)
     while True:
         scaled = img.resize((w, round(img.height * w / img.width)), Image.LANCZOS) \
@@ -246,7 +293,7 @@ def main() -> int:
                     or shutil.which("google-chrome") or "chromium")
     ap.add_argument("--width", type=int, default=1000, help="width of the saved PNGs")
     ap.add_argument("--demo-timeout", type=float, default=900)
-    ap.add_argument("--page-timeout", type=float, default=60)
+    ap.add_argument("--page-timeout", type=float, default=120)
     ap.add_argument("--keep-tmp", action="store_true", help="keep the temporary folder (logs)")
     args = ap.parse_args()
 
@@ -293,7 +340,7 @@ def run(args: argparse.Namespace, tmp: Path, procs: Processes, t0: float) -> int
     wait_for("/api/health", lambda: healthy() or None, 120)
     print(f"  healthy after {time.monotonic() - t0:.0f}s")
 
-    out = tmp / "demo-output"
+    out = tmp / "curated" / "demo-output"  # keys read datacard-curated-demo-output-<hash>
     t_demo = time.monotonic()
     demo = procs.start([metaclip, "demo", "--output", str(out)], tmp / "demo.log", env)
     try:
@@ -332,19 +379,23 @@ def capture(args: argparse.Namespace, base: str, tmp: Path, procs: Processes) ->
         suffix = "" if ui == "classic" else "-v2"
         shots += [
             (f"flow-run-artifacts{suffix}", ui, f"{base}{prefix}/runs/flow-run/{rid}?tab=Artifacts",
-             f"{has_key}({json.dumps(card['key'])}) && {has_key}({json.dumps(name)})", 3000),
+             f"{has_key}({json.dumps(card['key'])}) && {has_key}({json.dumps(name)})"
+             f" && document.body.innerText.split('tasks of').length > {len(progress)}", 3000,
+             # the classic UI drops ?tab=Artifacts (the tab is hidden until the run has loaded)
+             "Artifacts" if ui == "classic" else None),
             (f"datacard{suffix}", ui, f"{base}{prefix}/artifacts/artifact/{card['id']}",
-             f"{two_images} && {has_key}('Data card')", 6000),
+             f"{two_images} && {has_key}('Data card')", 6000, None),
             (f"summary{suffix}", ui, f"{base}{prefix}/artifacts/artifact/{summary['id']}",
-             f"{has_key}('Curation summary') && {has_key}('pairs_curated')", 6000),
+             f"{has_key}('Curation summary') && {has_key}('pairs_curated')", 6000, None),
         ]
 
     args.out.mkdir(parents=True, exist_ok=True)
     report = {}
     with browser(args.chromium, tmp, procs) as page:
-        for file, ui, url, ready_js, max_height in shots:
-            shot = shoot(page, url, ready_js, args.page_timeout, max_height)
-            size = save_small(shot.pop("png"), args.out / f"{file}.png", args.width)
+        for file, ui, url, ready_js, max_height, click in shots:
+            shot = shoot(page, url, ready_js, args.page_timeout, max_height, click,
+                         graph=file.startswith("flow-run"))
+            size = save_small(shot.pop("png"), args.out / f"{file}.png", args.width, shot["bottom"])
             text = shot.pop("text")
             imgs = shot["images"]
             decoded = [i for i in imgs if i["complete"] and i["w"] > 0]
@@ -357,6 +408,8 @@ def capture(args: argparse.Namespace, base: str, tmp: Path, procs: Processes) ->
                   f"resizing, rendered in {shot['seconds']}s{'' if shot['ready'] else ', NOT READY'})"
                   f": {shot['final_url']}\n  data: images {len(decoded)}/{len(imgs)} decoded "
                   f"{[(i['w'], i['h'], round(i['shown_w'])) for i in imgs]}; {seen}")
+            if shot["graph_drawn"] is False:
+                print(f"  warning: the run graph was not drawn within {args.page_timeout:.0f}s")
             if not shot["ready"]:
                 problems.append(f"{file}: the page did not show what was expected ({url})")
             if file.startswith("datacard") and len(decoded) < 2:

@@ -38,10 +38,22 @@ def _block_options(name: str) -> bytes:
 
 
 def resolve(location: Location) -> dict[str, Any]:
+    """The location's options with its block's merged in (nested objects such as client_kwargs
+    are merged key by key: a block with credentials keeps the options' endpoint_url)."""
     options = dict(location.options)
     if location.secret_block:
-        options.update(orjson.loads(_block_options(location.secret_block)))
+        options = _merged(options, orjson.loads(_block_options(location.secret_block)))
     return options
+
+
+def _merged(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for name, value in extra.items():
+        if isinstance(value, dict) and isinstance(out.get(name), dict):
+            out[name] = _merged(out[name], value)
+        else:
+            out[name] = value
+    return out
 
 
 def stores_for(storage: StorageConfig, exclude_store: str | None = None) -> Stores:

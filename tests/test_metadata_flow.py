@@ -13,7 +13,11 @@ import pytest
 import typer
 from nltk.collocations import BigramAssocMeasures, BigramCollocationFinder
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+from prefect.client.schemas.filters import (
+    FlowRunFilter,
+    FlowRunFilterId,
+    FlowRunFilterParentFlowRunId,
+)
 from typer.testing import CliRunner
 
 from metaclip.errors import UserError
@@ -77,6 +81,16 @@ def _task_states(flow_run_id: object) -> dict[str, list[str]]:
     return out
 
 
+def _on_the_run(flow_run_id: object) -> tuple[list[tuple[str, str | None]], int]:
+    """The run's artifacts (type, key) and how many flow runs it started (subflows)."""
+    run = FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
+    children = FlowRunFilter(parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[flow_run_id]))
+    with get_client(sync_client=True) as client:
+        artifacts = [(a.type, a.key) for a in client.read_artifacts(flow_run_filter=run)]
+        subflows = len(client.read_flow_runs(flow_run_filter=children))
+    return artifacts, subflows
+
+
 @pytest.fixture(scope="module")
 def built(prefect_server: None, inputs: dict, tmp_path_factory: pytest.TempPathFactory) -> dict:
     output = tmp_path_factory.mktemp("flow-out")
@@ -104,6 +118,17 @@ def test_flow_builds_every_source(built: dict, inputs: dict) -> None:
     assert titles == ["Main Page", "Hot dog"]
     assert meta.entries[-1] == "my new entry"
     assert sources["unigram"]["inputs"]["files"] == 2
+
+
+def test_tasks_and_artifacts_sit_on_the_run_the_user_started(built: dict) -> None:
+    run_id = built["state"].state_details.flow_run_id
+    states = _task_states(run_id)
+    assert {"wordnet-source", "count-text-batch", "merge-metadata"} <= set(states)
+    artifacts, subflows = _on_the_run(run_id)
+    assert subflows == 0
+    keys = [key for kind, key in artifacts if kind == "markdown"]
+    assert len(keys) == 1 and keys[0].startswith("metadata-")
+    assert sum(kind == "progress" for kind, _ in artifacts) >= 5  # one per stage
 
 
 def test_rerun_takes_every_task_from_the_cache(built: dict, inputs: dict) -> None:

@@ -53,7 +53,8 @@ def s3() -> Iterator[dict]:
         "client_kwargs": {"endpoint_url": f"http://{host}:{port}", "region_name": "eu-west-1"},
     }
     fs, _ = storage.filesystem("s3://bucket", **opts)
-    fs.mkdir("bucket")
+    if not fs.exists("bucket"):  # moto's state is per process: a later server still has it
+        fs.mkdir("bucket")
     yield opts
     server.stop()
 

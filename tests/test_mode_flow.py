@@ -26,13 +26,17 @@ pytestmark = pytest.mark.usefixtures("prefect_server")
 N_SHARD = 60
 
 
-def run(curated: Path, output: Path, **overrides):
+def run_state(curated: Path, output: Path, **overrides):
     params = dict(curated=str(curated), output=str(output), n_fine=4, n_coarse=2,
                   sample_size=80, outside_share=0.05, n_workers=1, dashboard_address=":0")
     params.update(overrides)
     state = data_experts(**params, return_state=True)
     assert state.is_completed(), state.message
-    return state.result()
+    return state
+
+
+def run(curated: Path, output: Path, **overrides):
+    return run_state(curated, output, **overrides).result()
 
 
 def expert_rows(output: Path, k: int) -> set[tuple[str, str, bool]]:
@@ -50,7 +54,33 @@ def first_run(tmp_path_factory):
     write_curated(curated / "curated" / "part-0001.parquet",
                   real_captions[-N_SHARD:], N_SHARD)
     output = root / "experts"
-    return curated, output, run(curated, output)
+    state = run_state(curated, output)
+    first_run_ids.append(state.state_details.flow_run_id)
+    return curated, output, state.result()
+
+
+first_run_ids: list = []
+
+
+def test_tasks_and_artifacts_sit_on_the_run_the_user_started(first_run):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        FlowRunFilter,
+        FlowRunFilterId,
+        FlowRunFilterParentFlowRunId,
+    )
+
+    run_id = first_run_ids[0]
+    run = FlowRunFilter(id=FlowRunFilterId(any_=[run_id]))
+    children = FlowRunFilter(parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[run_id]))
+    with get_client(sync_client=True) as client:
+        tasks = {t.name.rsplit("-", 1)[0] for t in client.read_task_runs(flow_run_filter=run)}
+        artifacts = [(a.type, a.key) for a in client.read_artifacts(flow_run_filter=run)]
+        assert client.read_flow_runs(flow_run_filter=children) == []
+    assert tasks == {"mode-embed", "mode-sample", "mode-fit", "mode-assign"}
+    keys = [key for kind, key in artifacts if kind == "markdown"]
+    assert len(keys) == 1 and keys[0].startswith("experts-")
+    assert sum(kind == "progress" for kind, _ in artifacts) == 3  # embed, sample, assign
 
 
 def test_every_pair_lands_in_one_expert(first_run):
