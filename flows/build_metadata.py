@@ -31,6 +31,7 @@ from metaclip.metadata.plan import BuildPlan, Thresholds, plan_build
 from metaclip.metadata.sources import SourceList
 from metaclip.paths import lock_uri
 from metaclip_prefect.flows.runners import (
+    CHECKED_BY_CONFIG,
     DeferredDaskTaskRunner,
     configured,
     output_lease,
@@ -44,7 +45,12 @@ from metaclip_prefect.tasks.credentials import resolve
 Calls = Sequence[Mapping[str, Any]]
 
 
-@flow(name="build-metadata", log_prints=True, task_runner=DeferredDaskTaskRunner())
+@flow(
+    name="build-metadata",
+    log_prints=True,
+    task_runner=DeferredDaskTaskRunner(),
+    **CHECKED_BY_CONFIG,
+)
 def build_metadata(
     output: str,
     wordnet: str | None = None,

@@ -27,6 +27,7 @@ from metaclip.mode.report import cluster_report
 from metaclip.paths import lock_uri
 from metaclip.results import write_json
 from metaclip_prefect.flows.runners import (
+    CHECKED_BY_CONFIG,
     DeferredDaskTaskRunner,
     configured,
     output_lease,
@@ -39,7 +40,12 @@ from metaclip_prefect.tasks.credentials import resolve
 from metaclip_prefect.tasks.mode import assign_shard, embed_shard, fit_centres, sample_shard
 
 
-@flow(name="data-experts", log_prints=True, task_runner=DeferredDaskTaskRunner())
+@flow(
+    name="data-experts",
+    log_prints=True,
+    task_runner=DeferredDaskTaskRunner(),
+    **CHECKED_BY_CONFIG,
+)
 def data_experts(
     curated: str,
     output: str,

@@ -267,8 +267,13 @@ def test_hostile_parameters_through_deployment_runs(stack: Stack, tmp_path: Path
     good = {"inputs": [str(DEMO)], "output": str(tmp_path / "out"), "t": 8}
     bases = {"curate/on-demand": good, "curate-new-crawl/monthly": {},
              "rebalance/on-demand": {"output": str(tmp_path / "out"), "t": 8}}
-    started = [(start_deployment(stack, name, {**bases[name], **params}), message)
-               for name, params, message in DEPLOYMENT_CASES]  # fmt: skip
+    def start(name: str, params: dict[str, Any]) -> str:
+        run_id = start_deployment(stack, name, {**bases[name], **params})
+        if name.startswith("curate-new-crawl"):  # concurrency limit 1: one at a time
+            wait_final(stack, run_id)
+        return run_id
+
+    started = [(start(name, params), message) for name, params, message in DEPLOYMENT_CASES]
     for run_id, message in started:
         run = wait_final(stack, run_id)
         state = run["state"]

@@ -205,6 +205,18 @@ HOSTILE = [
 ]
 
 
+# Values of the wrong type (the CLI's own parsing refuses these; the Python API and deployments
+# reach the flow's configuration with them).
+HOSTILE_TYPES = [
+    ({"partitions": "many"}, "partitions"),
+    ({"partitions": 2.5}, "partitions"),
+    ({"wiki_text": "one/file/not/a/list"}, "wiki_text"),
+    ({"refresh": "yes"}, "refresh"),
+    ({"min_bigram_pmi": "high"}, "min_bigram_pmi"),
+    ({"skip": "title"}, "skip"),
+]
+
+
 def _hostile(tmp_path: Path, overrides: dict) -> dict:
     (tmp_path / "file").write_text("not a folder\n")
     params: dict = {"output": str(tmp_path / "out"), "wordnet": str(ARCHIVE)}
@@ -222,7 +234,7 @@ def _nothing_written(tmp_path: Path) -> None:
     assert (tmp_path / "file").read_text() == "not a folder\n"
 
 
-@pytest.mark.parametrize(("overrides", "parameter"), HOSTILE)
+@pytest.mark.parametrize(("overrides", "parameter"), HOSTILE + HOSTILE_TYPES)
 def test_hostile_parameters_fail_before_any_work(
     tmp_path: Path, overrides: dict, parameter: str
 ) -> None:

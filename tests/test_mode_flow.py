@@ -177,6 +177,14 @@ HOSTILE = [
     ({"input_options": '{"password": "x"}'}, "input_options"),
     ({"credentials": {"exclude_store": "my-block"}}, "credentials"),
 ]
+# Values of the wrong type (the CLI's own parsing refuses these; the Python API and deployments
+# reach the flow's configuration with them).
+HOSTILE_TYPES = [
+    ({"n_fine": 4.5}, "n_fine"),
+    ({"sample_size": "all"}, "sample_size"),
+    ({"balanced": "yes"}, "balanced"),
+    ({"outside_share": "2%"}, "outside_share"),
+]
 CLI_FLAGS = {"n_fine": "--fine", "n_coarse": "--coarse", "n_examples": "--examples"}
 
 
@@ -196,7 +204,7 @@ def _nothing_written(tmp_path):
     assert (tmp_path / "file").read_text() == "not a folder\n"
 
 
-@pytest.mark.parametrize(("overrides", "parameter"), HOSTILE)
+@pytest.mark.parametrize(("overrides", "parameter"), HOSTILE + HOSTILE_TYPES)
 def test_hostile_parameters_fail_before_any_work(tmp_path, overrides, parameter):
     from metaclip.errors import UserError
 
@@ -225,7 +233,9 @@ def test_hostile_parameters_exit_2_in_one_line(tmp_path, overrides, parameter):
     result = CliRunner().invoke(cli(), ["experts", *_cli_args(_hostile(tmp_path, overrides))])
     assert result.exit_code == 2, result.output
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith(f"error: {parameter}:"), result.stderr
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    named = (f"error: {parameter}:", f"error: --{parameter.replace('_', '-')}:")
+    assert lines[0].startswith(named), result.stderr  # the CLI's own option checks say --option
     assert "Traceback" not in result.output
     _nothing_written(tmp_path)
 
