@@ -138,12 +138,28 @@ class Processes:
                         pids.append(int(proc.name))
         return pids
 
-    def sweep(self) -> None:
-        if not Path("/proc").is_dir():
-            return
-        for pid in self.marked():
+    def alive(self) -> list[int]:
+        """Process groups started here with a member left, and marked processes outside them."""
+        groups = []
+        for proc in self.procs:
             with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(pid, signal.SIGKILL)
+                os.killpg(proc.pid, 0)
+                groups.append(proc.pid)
+        return groups + (self.marked() if Path("/proc").is_dir() else [])
+
+    def sweep(self) -> None:
+        """SIGKILL what is left, and wait (10 s at most) until it is gone."""
+        deadline = time.monotonic() + 10
+        while (left := self.alive()) and time.monotonic() < deadline:
+            for proc in self.procs:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+            for pid in self.marked() if Path("/proc").is_dir() else []:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, signal.SIGKILL)
+            time.sleep(0.2)
+        if left:
+            print(f"warning: still running after the kill: {left}", file=sys.stderr)
 
 
 def wait_for(what: str, check: Any, timeout: float, every: float = 0.5) -> Any:

@@ -132,6 +132,17 @@ def _seconds(summary: Mapping[str, Any]) -> list[tuple[str, Any]]:
     return rows
 
 
+def _flat(items: Iterable[tuple[str, Any]]) -> list[tuple[str, Any]]:
+    """Nested objects as dotted rows (task_results.hit, ...), not a Python dict as text."""
+    rows: list[tuple[str, Any]] = []
+    for key, value in items:
+        if isinstance(value, Mapping):
+            rows += _flat((f"{key}.{k}", v) for k, v in value.items())
+        else:
+            rows.append((key, value))
+    return rows
+
+
 def summary_markdown(summary: Mapping[str, Any], output: str) -> str:
     """Every field of summary.json (outputs aside) in Markdown tables, one section per theme."""
     meta = summary.get("metadata") or {}
@@ -145,7 +156,7 @@ def summary_markdown(summary: Mapping[str, Any], output: str) -> str:
         ("Seconds (wall per stage, then CPU summed over tasks)", _seconds(summary)),
         ("Memory", [("peak_worker_rss_mb", summary.get("peak_worker_rss_mb"))]
          if "peak_worker_rss_mb" in summary else []),
-        ("Other", [(k, v) for k, v in summary.items() if k not in SECTIONED]),
+        ("Other", _flat((k, v) for k, v in summary.items() if k not in SECTIONED)),
     ]
     lines = [f"# Curation summary: `{output}`"]
     for title, rows in sections:

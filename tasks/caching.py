@@ -9,8 +9,8 @@ tampered with is recomputed, and the result says so (`cache: "damaged"`). Becaus
 under the output, any process of any deployment that writes the same output finds them: no
 per-process result storage to agree on.
 
-`cache_on(...)` keys the tasks that still use Prefect's own result persistence (metadata,
-data experts).
+`cache_on_locations(...)` keys the tasks that still use Prefect's own result persistence
+(metadata, data experts).
 """
 
 from __future__ import annotations
@@ -21,9 +21,11 @@ from typing import Any
 from prefect.cache_policies import NO_CACHE
 from prefect.states import Completed, State
 
-from metaclip.cachekeys import make_key
+from metaclip.cachekeys import file_identity, make_key
+from metaclip.config import StorageConfig
 from metaclip.paths import OutputLayout
 from metaclip.results import load_result, store_result
+from metaclip_prefect.tasks.credentials import resolve
 from metaclip_prefect.tasks.retry import IO_TASK_OPTIONS
 
 # Options of every task cached by cached_run: Prefect neither caches nor persists results.
@@ -66,17 +68,26 @@ def _as_list(value: Any) -> list[str]:
     return [str(v) for v in value]
 
 
-def cache_on(
-    files: Sequence[str] = (), params: Sequence[str] = ()
+def cache_on_locations(
+    files: Mapping[str, str] | None = None, params: Sequence[str] = ()
 ) -> Callable[[Any, dict[str, Any]], str]:
-    """A Prefect cache_key_fn: `files` names the parameters holding input file URIs (a string
-    or a list), `params` those that change the output."""
+    """A Prefect cache_key_fn over metaclip.cachekeys.make_key: `files` maps the parameters
+    that hold file URIs (a string or a list) to the location they are on ("inputs" or
+    "output"), whose identities are taken with that location's options from the task's
+    `storage` parameter (resolved in the worker; the key holds no option, only identities);
+    `params` names the parameters that change the output."""
+    by_parameter = dict(files or {})
 
     def key_fn(context: Any, parameters: dict[str, Any]) -> str:
-        task_name = context.task.name if context is not None else "task"
-        uris = [u for name in files for u in _as_list(parameters.get(name))]
-        chosen = {name: parameters.get(name) for name in params}
-        opts = parameters.get("storage_options") or {}
-        return make_key(task_name, chosen, uris, opts)
+        name = context.task.name if context is not None else "task"
+        storage = parameters.get("storage") or StorageConfig()
+        identities: dict[str, list[str]] = {}
+        for parameter, location in by_parameter.items():
+            opts = resolve(getattr(storage, location))
+            identities.setdefault(location, []).extend(
+                file_identity(uri, **opts) for uri in _as_list(parameters.get(parameter))
+            )
+        chosen = {p: parameters.get(p) for p in params}
+        return make_key(name, {**chosen, "file_identities": identities})
 
     return key_fn

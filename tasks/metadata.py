@@ -13,19 +13,19 @@ inputs with the `inputs` location, the work folder and the output with the `outp
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from metaclip.cachekeys import file_identity, make_key
 from metaclip.config import StorageConfig
 from metaclip.metadata import build, ngrams, pmi, titles, wordnet
 from metaclip.metadata.ngrams import NgramBatch
 from metaclip.metadata.pmi import JoinedPartition, ScoredPartition, UnigramPartition
 from metaclip.metadata.sources import SourceList
 from metaclip.metadata.titles import TitleBatch
+from metaclip_prefect.tasks.caching import cache_on_locations
 from metaclip_prefect.tasks.credentials import resolve
 from metaclip_prefect.tasks.retry import IO_TASK_OPTIONS
 
@@ -33,39 +33,6 @@ _UNCACHED = {
     **{k: v for k, v in IO_TASK_OPTIONS.items() if k != "persist_result"},
     "cache_policy": NO_CACHE,
 }
-
-
-def _as_list(value: Any) -> list[str]:
-    if value is None:
-        return []
-    if isinstance(value, str):
-        return [value]
-    return [str(v) for v in value]
-
-
-def cache_on_locations(
-    files: Mapping[str, str] | None = None, params: Sequence[str] = ()
-) -> Callable[[Any, dict[str, Any]], str]:
-    """A Prefect cache_key_fn over metaclip.cachekeys.make_key: `files` maps the parameters
-    that hold file URIs (a string or a list) to the location they are on ("inputs" or
-    "output"), whose identities are taken with that location's options from the task's
-    `storage` parameter (resolved in the worker; the key holds no option, only identities);
-    `params` names the parameters that change the output."""
-    by_parameter = dict(files or {})
-
-    def key_fn(context: Any, parameters: dict[str, Any]) -> str:
-        name = context.task.name if context is not None else "task"
-        storage = parameters.get("storage") or StorageConfig()
-        identities: dict[str, list[str]] = {}
-        for parameter, location in by_parameter.items():
-            opts = resolve(getattr(storage, location))
-            identities.setdefault(location, []).extend(
-                file_identity(uri, **opts) for uri in _as_list(parameters.get(parameter))
-            )
-        chosen = {p: parameters.get(p) for p in params}
-        return make_key(name, {**chosen, "file_identities": identities})
-
-    return key_fn
 
 
 def _inputs(batches: Sequence[NgramBatch], kinds: set[str]) -> list[Any]:

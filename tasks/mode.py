@@ -13,8 +13,8 @@ from prefect import task
 
 from metaclip.config import StorageConfig
 from metaclip.mode import assign, embedding, inputs
+from metaclip_prefect.tasks.caching import cache_on_locations
 from metaclip_prefect.tasks.credentials import resolve
-from metaclip_prefect.tasks.metadata import cache_on_locations
 from metaclip_prefect.tasks.retry import IO_TASK_OPTIONS
 
 
