@@ -209,3 +209,18 @@ def test_demo_runs_from_the_installed_package(installed: Installed):
     summary = json.loads(summary_path.read_text())
     assert summary["pairs_curated"] > 0, summary
     assert list((output / "curated").glob("*.parquet")), sorted(output.rglob("*"))
+
+
+def test_pyproject_lists_every_package_of_the_library():
+    """pyproject.toml names its packages one by one (flows/ and tasks/ are mapped): a new
+    subpackage of metaclip/ must be listed too, or the wheel leaves it out."""
+    import tomllib
+
+    root = Path(__file__).resolve().parents[1]
+    listed = set(tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]
+                 ["packages"])  # fmt: skip
+    found = {
+        ".".join(p.parent.relative_to(root).parts)
+        for p in (root / "metaclip").rglob("__init__.py")
+    }
+    assert found <= listed, f"add to pyproject.toml packages: {sorted(found - listed)}"

@@ -1,0 +1,273 @@
+"""The build-metadata and data-experts flows' configurations."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from metaclip.config.checks import (
+    _fail,
+    check_bool,
+    check_choice,
+    check_fraction,
+    check_inside,
+    check_int,
+    check_location,
+    check_locations,
+    check_number,
+    check_optional_location,
+    check_output_location,
+    contains,
+    glob_base,
+    optional_int,
+)
+from metaclip.config.curation import ClusterConfig
+from metaclip.config.storage import StorageConfig, check_read_write_storage
+from metaclip.errors import UserError
+from metaclip.metadata.ngrams import COUNT_LAYOUTS, TEXT_FORMATS
+from metaclip.metadata.sources import SOURCE_NAMES
+from metaclip.mode.assign import N_EXAMPLES
+from metaclip.mode.embedding import BATCH_SIZE, DEFAULT_ENCODER, DTYPES, POOLER_PREFIX
+from metaclip.mode.inputs import SAMPLE_SIZE
+from metaclip.mode.kmeans import N_COARSE, N_FINE, N_ITER
+from metaclip.storage import join as storage_join
+
+_PAGEVIEW_DOMAIN = re.compile(r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$")
+MAX_PARTITIONS = 4096
+MIN_MAX_ITEMS = 1000  # fewer n-grams per spill makes thousands of tiny files per task
+SEED_MAX = 2**31 - 1  # faiss takes a C int seed
+
+
+@dataclass(frozen=True)
+class BuildMetadataConfig:
+    """The build-metadata flow's parameters, checked. Inputs (wordnet, wiki_text,
+    unigram_counts, bigram_counts, pageviews, extra, base) are read with the `inputs` storage;
+    `output` and `work_dir` (always a folder inside the output, default <output>/work, so that
+    the output's lease and options cover it) are written with the `output` storage."""
+
+    output: str
+    work_dir: str
+    wordnet: str | None = None
+    wiki_text: tuple[str, ...] = ()
+    unigram_counts: tuple[str, ...] = ()
+    bigram_counts: tuple[str, ...] = ()
+    pageviews: tuple[str, ...] = ()
+    extra: tuple[str, ...] = ()
+    base: str | None = None
+    min_unigram_count: int = 100
+    min_bigram_pmi: float = 30.0
+    min_title_views: int = 70
+    min_hourly_views: int = 50
+    pageview_domains: tuple[str, ...] = ("en",)
+    skip: tuple[str, ...] = ()
+    max_entries: int | None = None
+    partitions: int = 32
+    batch_mb: int = 64
+    text_format: str = "auto"
+    count_layout: str = "auto"
+    max_items: int = 1_000_000
+    refresh: bool = False
+    storage: StorageConfig = StorageConfig()
+    cluster: ClusterConfig = ClusterConfig()
+
+    @classmethod
+    def from_params(
+        cls,
+        *,
+        output: Any,
+        wordnet: Any = None,
+        wiki_text: Any = None,
+        unigram_counts: Any = None,
+        bigram_counts: Any = None,
+        pageviews: Any = None,
+        extra: Any = None,
+        base: Any = None,
+        min_unigram_count: Any = 100,
+        min_bigram_pmi: Any = 30.0,
+        min_title_views: Any = 70,
+        min_hourly_views: Any = 50,
+        pageview_domains: Any = None,
+        skip: Any = None,
+        max_entries: Any = None,
+        partitions: Any = 32,
+        batch_mb: Any = 64,
+        text_format: Any = "auto",
+        count_layout: Any = "auto",
+        max_items: Any = 1_000_000,
+        work_dir: Any = None,
+        refresh: Any = False,
+        input_options: Any = None,
+        output_options: Any = None,
+        credentials: Any = None,
+        dask_address: Any = None,
+        n_workers: Any = None,
+        dashboard_address: Any = ":8787",
+    ) -> BuildMetadataConfig:
+        output = check_output_location("output", output)
+        work = storage_join(output, "work") if work_dir in (None, "") else check_inside(
+            "work_dir", check_output_location("work_dir", work_dir), output, "output"
+        )  # fmt: skip
+        if wordnet in (None, "", "nltk"):
+            wordnet = wordnet or None
+        else:
+            wordnet = check_location("wordnet", wordnet)
+        wiki = check_locations("wiki_text", wiki_text)
+        unigrams = check_locations("unigram_counts", unigram_counts)
+        bigrams = check_locations("bigram_counts", bigram_counts)
+        if wiki and (unigrams or bigrams):
+            raise UserError(
+                "wiki_text and unigram_counts/bigram_counts: give either a Wikipedia text dump "
+                "or precomputed counts, not both"
+            )
+        if bigrams and not unigrams:
+            raise _fail("bigram_counts", "bigram PMI needs unigram counts: add unigram_counts")
+        pageviews = check_locations("pageviews", pageviews)
+        extra = check_locations("extra", extra)
+        base = check_optional_location("base", base)
+        if not (wordnet or wiki or unigrams or pageviews or extra or base):
+            raise UserError(
+                "nothing to build: give wordnet, wiki_text, unigram_counts, pageviews, extra "
+                "or base"
+            )
+        return cls(
+            output=output,
+            work_dir=work,
+            wordnet=wordnet,
+            wiki_text=wiki,
+            unigram_counts=unigrams,
+            bigram_counts=bigrams,
+            pageviews=pageviews,
+            extra=extra,
+            base=base,
+            min_unigram_count=check_int("min_unigram_count", min_unigram_count, 1),
+            min_bigram_pmi=check_number("min_bigram_pmi", min_bigram_pmi),
+            min_title_views=check_int("min_title_views", min_title_views, 1),
+            min_hourly_views=check_int("min_hourly_views", min_hourly_views, 1),
+            pageview_domains=_pageview_domains(pageview_domains),
+            skip=_skip(skip),
+            max_entries=optional_int("max_entries", max_entries, 1),
+            partitions=check_int("partitions", partitions, 1, MAX_PARTITIONS),
+            batch_mb=check_int("batch_mb", batch_mb, 1, 1 << 20),
+            text_format=check_choice("text_format", text_format, TEXT_FORMATS),
+            count_layout=check_choice("count_layout", count_layout, COUNT_LAYOUTS),
+            max_items=check_int("max_items", max_items, MIN_MAX_ITEMS, 10**10),
+            refresh=check_bool("refresh", refresh),
+            storage=check_read_write_storage(credentials, input_options, output_options),
+            cluster=ClusterConfig.from_params(dask_address, n_workers, dashboard_address),
+        )
+
+
+def _pageview_domains(value: Any) -> tuple[str, ...]:
+    if value is None or value == [] or value == ():
+        return ("en",)
+    if isinstance(value, str) or not isinstance(value, Sequence):
+        raise _fail("pageview_domains", f"must be a list of domain codes such as ['en'], "
+                    f"not {value!r}")  # fmt: skip
+    bad = [v for v in value if not isinstance(v, str) or not _PAGEVIEW_DOMAIN.match(v)]
+    if bad:
+        raise _fail("pageview_domains", "not a Wikimedia domain code (like en or en.m): "
+                    f"{', '.join(map(repr, bad))}")  # fmt: skip
+    return tuple(dict.fromkeys(value))
+
+
+def _skip(value: Any) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str) or not isinstance(value, Sequence):
+        raise _fail("skip", f"must be a list of sources ({', '.join(SOURCE_NAMES)}), "
+                    f"not {value!r}")  # fmt: skip
+    return tuple(dict.fromkeys(check_choice("skip", v, SOURCE_NAMES) for v in value))
+
+
+@dataclass(frozen=True)
+class ExpertsConfig:
+    """The data-experts flow's parameters, checked: `curated` (a curation output root, its
+    curated/ folder, a glob or files) is read with the `inputs` storage, `output` written with
+    the `output` storage; neither may hold the other."""
+
+    curated: str
+    output: str
+    encoder: str = DEFAULT_ENCODER
+    n_fine: int = N_FINE
+    n_coarse: int = N_COARSE
+    balanced: bool = False
+    sample_size: int = SAMPLE_SIZE
+    outside_share: float = 0.0
+    seed: int = 0
+    niter: int = N_ITER
+    n_examples: int = N_EXAMPLES
+    normalize: bool = True
+    dtype: str = "float16"
+    batch_size: int = BATCH_SIZE
+    storage: StorageConfig = StorageConfig()
+    cluster: ClusterConfig = ClusterConfig()
+
+    @classmethod
+    def from_params(
+        cls,
+        *,
+        curated: Any,
+        output: Any,
+        encoder: Any = DEFAULT_ENCODER,
+        n_fine: Any = N_FINE,
+        n_coarse: Any = N_COARSE,
+        balanced: Any = False,
+        sample_size: Any = SAMPLE_SIZE,
+        outside_share: Any = 0.0,
+        seed: Any = 0,
+        niter: Any = N_ITER,
+        n_examples: Any = N_EXAMPLES,
+        normalize: Any = True,
+        dtype: Any = "float16",
+        batch_size: Any = BATCH_SIZE,
+        input_options: Any = None,
+        output_options: Any = None,
+        credentials: Any = None,
+        dask_address: Any = None,
+        n_workers: Any = None,
+        dashboard_address: Any = ":8787",
+    ) -> ExpertsConfig:
+        curated = check_location("curated", curated)
+        output = check_output_location("output", output)
+        if contains(output, glob_base(curated)):
+            raise _fail("output", f"{output} holds the curated input {curated}: write the "
+                        "experts elsewhere")  # fmt: skip
+        n_coarse = check_int("n_coarse", n_coarse, 1, 32767)  # the expert column is int16
+        n_fine = check_int("n_fine", n_fine, 1, 1 << 20)
+        if n_fine < n_coarse:
+            raise _fail("n_fine", f"must be at least n_coarse ({n_coarse}), not {n_fine}")
+        sample_size = check_int("sample_size", sample_size, 1, 10**12)
+        if sample_size < n_fine:
+            raise _fail("sample_size", f"must be at least n_fine ({n_fine}): k-means needs a "
+                        f"sample row per centre, not {sample_size}")  # fmt: skip
+        return cls(
+            curated=curated,
+            output=output,
+            encoder=_encoder(encoder),
+            n_fine=n_fine,
+            n_coarse=n_coarse,
+            balanced=check_bool("balanced", balanced),
+            sample_size=sample_size,
+            outside_share=check_fraction("outside_share", outside_share),
+            seed=check_int("seed", seed, 0, SEED_MAX),
+            niter=check_int("niter", niter, 1, 10_000),
+            n_examples=check_int("n_examples", n_examples, 0, 10_000),
+            normalize=check_bool("normalize", normalize),
+            dtype=check_choice("dtype", dtype, DTYPES),
+            batch_size=check_int("batch_size", batch_size, 1, 1 << 16),
+            storage=check_read_write_storage(credentials, input_options, output_options),
+            cluster=ClusterConfig.from_params(dask_address, n_workers, dashboard_address),
+        )
+
+
+def _encoder(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise _fail("encoder", "is empty: give all-MiniLM-L6-v2, a sentence-transformers "
+                    "model, pooler:<name or folder> or a SimCSE name")  # fmt: skip
+    if value != value.strip() or any(ch in value for ch in "\x00\n\r\t"):
+        raise _fail("encoder", f"holds spaces or control characters: {value!r}")
+    if value.startswith(POOLER_PREFIX) and not value.removeprefix(POOLER_PREFIX).strip():
+        raise _fail("encoder", "pooler: needs a model name or folder after it")
+    return value
