@@ -6,12 +6,10 @@ Exit codes: 0 success, 1 the run failed, 2 a usage or input mistake.
 from __future__ import annotations
 
 import importlib.resources
-import json
-import logging
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
 
@@ -22,8 +20,18 @@ os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
 
 from metaclip.balance import DEFAULT_T  # noqa: E402
-from metaclip.config import check_no_userinfo, parse_options  # noqa: E402
 from metaclip.errors import UserError  # noqa: E402
+from metaclip_prefect.flows.cli_common import (  # noqa: E402
+    EXIT_USAGE,
+    Credentials,
+    Debug,
+    OptionsJSON,
+    credentials_option,
+    fail,
+    json_option,
+    locations_without_credentials,
+    run_flow,
+)
 
 app = typer.Typer(
     name="metaclip",
@@ -33,131 +41,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-EXIT_FAILED = 1
-EXIT_USAGE = 2
-
-
-def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(code)
-
-
-class _NoTracebacks(logging.Filter):
-    """On the terminal, drop log records that carry a traceback: the CLI ends with one line
-    saying what failed; the traceback stays in the run's log (UI, `prefect flow-run logs`)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return record.exc_info is None and not record.stack_info
-
-
-def quiet_tracebacks(debug: bool) -> None:
-    """Unless debug, keep tracebacks off Prefect's terminal handlers (not off its API log)."""
-    if debug:
-        return
-    from prefect.logging.handlers import PrefectConsoleHandler
-
-    loggers = [logging.getLogger(), *(
-        v for v in logging.Logger.manager.loggerDict.values() if isinstance(v, logging.Logger)
-    )]  # fmt: skip
-    for logger in loggers:
-        for handler in logger.handlers:
-            if isinstance(handler, PrefectConsoleHandler) and not any(
-                isinstance(f, _NoTracebacks) for f in handler.filters
-            ):
-                handler.addFilter(_NoTracebacks())
-
-
-def run_flow(flow: Any, debug: bool = False, **params: Any) -> dict[str, Any]:
-    """Run a flow: its result, or one line on stderr and exit code 2 (a mistake in what was
-    asked: the flow's Failed state holds a UserError) or 1 (the run failed)."""
-    quiet_tracebacks(debug)
-    try:
-        state = flow(**params, return_state=True)
-    except UserError as exc:
-        fail(str(exc))
-    except Exception as exc:  # noqa: BLE001 - before the run started (API, cluster): one line
-        if debug:
-            raise
-        fail(f"{_first_line(exc)} (traceback in {_log_traceback()})", EXIT_FAILED)
-    if state.is_completed():
-        return state.result()
-    outcome = state.result(raise_on_failure=False)
-    message = (state.message or f"flow ended in state {state.type.value}").strip()
-    first_line = message.splitlines()[0] if message else state.type.value
-    if isinstance(outcome, UserError):
-        fail(first_line)
-    hint = "" if debug else " (the traceback is in the run's log; --debug prints it here)"
-    fail(first_line + hint, EXIT_FAILED)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}".rstrip(": ")
-
-
-def _log_traceback() -> Path:
-    """Write the current exception's traceback to the CLI's error log; its path."""
-    import traceback
-
-    folder = Path(os.environ.get("METACLIP_LOG_DIR") or Path.home() / ".cache/metaclip/logs")
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "last-error.log"
-    path.write_text(traceback.format_exc())
-    return path
-
-
-def _json_option(name: str, value: str | None) -> dict[str, Any] | None:
-    if value is None:
-        return None
-    try:
-        parsed = json.loads(value)
-    except json.JSONDecodeError:
-        fail(f"{name}: not JSON: {value!r}")
-    if not isinstance(parsed, dict):
-        fail(f"{name}: must be a JSON object, like '{{\"anon\": true}}'")
-    _refuse_credentials(lambda: parse_options(name, parsed))
-    return parsed
-
-
-def _refuse_credentials(check: Any) -> None:
-    """Credentials are refused here, before a flow run exists: Prefect stores a run's
-    parameters in its database as soon as the run is created. (Every other check is the
-    flow's.)"""
-    try:
-        check()
-    except UserError as exc:
-        fail(str(exc))
-
-
-def _locations_without_credentials(**locations: str | list[str] | None) -> None:
-    for name, value in locations.items():
-        for uri in [value] if isinstance(value, str) else (value or []):
-            _refuse_credentials(lambda n=name, u=uri: check_no_userinfo(n, u))
-
-
-def _credentials(pairs: list[str] | None) -> dict[str, str] | None:
-    if not pairs:
-        return None
-    out = {}
-    for pair in pairs:
-        location, sep, block = pair.partition("=")
-        if not sep:
-            fail(f"--credentials takes LOCATION=BLOCK (e.g. output=my-s3), not {pair!r}")
-        out[location.strip()] = block.strip()
-    return out
-
-
-OptionsJSON = Annotated[
-    str | None,
-    typer.Option(help="fsspec options as a JSON object (no credentials), e.g. "
-                      '\'{"client_kwargs": {"endpoint_url": "http://127.0.0.1:9000"}}\''),
-]  # fmt: skip
-Credentials = Annotated[
-    list[str] | None,
-    typer.Option(help="LOCATION=BLOCK: a Prefect Secret block holding that location's "
-                      "credentials as JSON (locations: inputs, metadata, output, exclude_store)."),
-]  # fmt: skip
-Debug = Annotated[bool, typer.Option(help="Print tracebacks on the terminal too.")]
 
 
 def print_summary(result: dict[str, Any]) -> None:
@@ -235,7 +118,7 @@ def curate(
     """Extract, match, count and balance: a curated, img2dataset-ready set."""
     from metaclip_prefect.flows.curate import curate as curate_flow
 
-    _locations_without_credentials(
+    locations_without_credentials(
         inputs=inputs, metadata=metadata, output=output, exclude_store=exclude_store,
         crawl_data_root=crawl_data_root,
     )  # fmt: skip
@@ -256,11 +139,11 @@ def curate(
         exclude_store=exclude_store,
         input_format=input_format,
         languages=None if languages == "all" else [x.strip() for x in languages.split(",")],
-        input_options=_json_option("--input-options", input_options),
-        metadata_options=_json_option("--metadata-options", metadata_options),
-        output_options=_json_option("--output-options", output_options),
-        exclude_store_options=_json_option("--exclude-store-options", exclude_store_options),
-        credentials=_credentials(credentials),
+        input_options=json_option("--input-options", input_options),
+        metadata_options=json_option("--metadata-options", metadata_options),
+        output_options=json_option("--output-options", output_options),
+        exclude_store_options=json_option("--exclude-store-options", exclude_store_options),
+        credentials=credentials_option(credentials),
         dask_address=dask_address,
         n_workers=workers,
     )
@@ -288,9 +171,9 @@ def rebalance(
 
     result = run_flow(
         rebalance_flow, debug=debug, output=output, t=t, seed=seed, dask_address=dask_address,
-        n_workers=workers, output_options=_json_option("--output-options", output_options),
-        exclude_store_options=_json_option("--exclude-store-options", exclude_store_options),
-        credentials=_credentials(credentials),
+        n_workers=workers, output_options=json_option("--output-options", output_options),
+        exclude_store_options=json_option("--exclude-store-options", exclude_store_options),
+        credentials=credentials_option(credentials),
     )
     print_summary(result)
 
@@ -341,7 +224,7 @@ def unlock(
 
     try:
         uri = OutputLayout(check_output_location("output", output)).lock
-        opts = parse_options("--output-options", _json_option("--output-options", output_options))
+        opts = parse_options("--output-options", json_option("--output-options", output_options))
         removed = lease.break_lock(uri, force=force, **opts)
     except UserError as exc:
         fail(str(exc))

@@ -9,21 +9,10 @@ from rich.console import Console
 from rich.table import Table
 
 from metaclip.errors import UserError
+from metaclip_prefect.flows.cli_common import Debug, OptionsJSON, credentials_type
 
 _URIS = "Path, glob, folder or URI (s3://, https://); repeat for more."
-# As flows/cli.py's OptionsJSON, Credentials and Debug (not imported from it: flows/cli.py
-# imports this module while it is itself being imported).
-OptionsJSON = Annotated[
-    str | None,
-    typer.Option(help="fsspec options as a JSON object (no credentials), e.g. "
-                      '\'{"client_kwargs": {"endpoint_url": "http://127.0.0.1:9000"}}\''),
-]  # fmt: skip
-Credentials = Annotated[
-    list[str] | None,
-    typer.Option(help="LOCATION=BLOCK: a Prefect Secret block holding that location's "
-                      "credentials as JSON (locations: inputs, output)."),
-]  # fmt: skip
-Debug = Annotated[bool, typer.Option(help="Print tracebacks on the terminal too.")]
+Credentials = credentials_type("inputs, output")
 
 
 def _print_summary(prov: dict[str, Any], output: str) -> None:
@@ -134,7 +123,7 @@ def build_metadata_command(
 ) -> None:
     """Build MetaCLIP's metadata entry list from WordNet, Wikipedia n-grams and titles."""
     from metaclip_prefect.flows.build_metadata import build_metadata
-    from metaclip_prefect.flows.cli import _credentials, _json_option, run_flow
+    from metaclip_prefect.flows.cli_common import credentials_option, json_option, run_flow
 
     prov = run_flow(
         build_metadata,
@@ -161,9 +150,9 @@ def build_metadata_command(
         max_items=max_items,
         work_dir=work_dir,
         refresh=refresh,
-        input_options=_json_option("--input-options", input_options),
-        output_options=_json_option("--output-options", output_options),
-        credentials=_credentials(credentials),
+        input_options=json_option("--input-options", input_options),
+        output_options=json_option("--output-options", output_options),
+        credentials=credentials_option(credentials),
         dask_address=dask_address,
         n_workers=workers,
     )
@@ -181,10 +170,10 @@ def inspect_metadata_command(
     """Summarise a built metadata folder, or tell where given entries come from."""
     from metaclip.config import parse_options
     from metaclip.metadata.inspection import lookup, read_provenance
-    from metaclip_prefect.flows.cli import _json_option, fail
+    from metaclip_prefect.flows.cli_common import fail, json_option
 
     try:
-        opts = parse_options("--output-options", _json_option("--output-options", output_options))
+        opts = parse_options("--output-options", json_option("--output-options", output_options))
         prov = read_provenance(output, opts)
         infos = lookup(output, entry, opts) if entry else []
     except UserError as exc:

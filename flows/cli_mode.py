@@ -13,21 +13,10 @@ from metaclip.mode.embedding import BATCH_SIZE, DEFAULT_ENCODER, SIMCSE
 from metaclip.mode.inputs import SAMPLE_SIZE
 from metaclip.mode.kmeans import N_COARSE, N_FINE, N_ITER
 from metaclip.mode.routing import RoutingParams
+from metaclip_prefect.flows.cli_common import Debug, OptionsJSON, credentials_type
 
 _DEFAULTS = RoutingParams()
-# As flows/cli.py's OptionsJSON, Credentials and Debug (not imported from it: flows/cli.py
-# imports this module while it is itself being imported).
-OptionsJSON = Annotated[
-    str | None,
-    typer.Option(help="fsspec options as a JSON object (no credentials), e.g. "
-                      '\'{"client_kwargs": {"endpoint_url": "http://127.0.0.1:9000"}}\''),
-]  # fmt: skip
-Credentials = Annotated[
-    list[str] | None,
-    typer.Option(help="LOCATION=BLOCK: a Prefect Secret block holding that location's "
-                      "credentials as JSON (locations: inputs, output)."),
-]  # fmt: skip
-Debug = Annotated[bool, typer.Option(help="Print tracebacks on the terminal too.")]
+Credentials = credentials_type("inputs, output")
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
@@ -87,7 +76,7 @@ def experts_command(
     debug: Debug = False,
 ) -> None:
     """Embed curated captions, cluster them, write one img2dataset-ready dataset per expert."""
-    from metaclip_prefect.flows.cli import _credentials, _json_option, run_flow
+    from metaclip_prefect.flows.cli_common import credentials_option, json_option, run_flow
     from metaclip_prefect.flows.mode import data_experts
 
     result = run_flow(
@@ -95,9 +84,9 @@ def experts_command(
         n_fine=fine, n_coarse=coarse, balanced=balanced, sample_size=sample_size,
         outside_share=outside_share, seed=seed, niter=niter, n_examples=examples, dtype=dtype,
         batch_size=batch_size, dask_address=dask_address, n_workers=workers,
-        input_options=_json_option("--input-options", input_options),
-        output_options=_json_option("--output-options", output_options),
-        credentials=_credentials(credentials),
+        input_options=json_option("--input-options", input_options),
+        output_options=json_option("--output-options", output_options),
+        credentials=credentials_option(credentials),
     )  # fmt: skip
     _print_experts(result)
 
