@@ -22,10 +22,8 @@ from typing import Any
 
 from prefect import Task, flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
-from prefect.states import State
 
 from metaclip.config import BuildMetadataConfig
-from metaclip.errors import UserError
 from metaclip.metadata.inspection import source_table
 from metaclip.metadata.plan import BuildPlan, Thresholds, plan_build
 from metaclip.metadata.sources import SourceList
@@ -33,10 +31,9 @@ from metaclip.paths import lock_uri
 from metaclip_prefect.flows.runners import (
     CHECKED_BY_CONFIG,
     DeferredDaskTaskRunner,
-    configured,
+    checked_run,
     output_lease,
     use_cluster,
-    user_error,
 )
 from metaclip_prefect.tasks import metadata as t
 from metaclip_prefect.tasks.artifacts import StageProgress, artifact_key, publish
@@ -93,13 +90,7 @@ def build_metadata(
     JSON object), never credentials. credentials: {"inputs"|"output": Prefect Secret block}.
     """
     params = dict(locals())
-    config = configured(lambda: BuildMetadataConfig.from_params(**params))
-    if isinstance(config, State):
-        return config
-    try:
-        return run_build(config)
-    except UserError as exc:
-        return user_error(exc)
+    return checked_run(lambda: BuildMetadataConfig.from_params(**params), run_build)
 
 
 def run_build(config: BuildMetadataConfig) -> dict[str, Any]:

@@ -14,7 +14,6 @@ import time
 from typing import Any
 
 from prefect import flow, get_run_logger
-from prefect.states import State
 
 from metaclip import completion, crawls, curation, storage, summary
 from metaclip.balance import DEFAULT_T
@@ -23,17 +22,15 @@ from metaclip.config import CurateConfig, Stores
 from metaclip.counts import read_entry_counts
 from metaclip.curation.plan import RunSettings
 from metaclip.curation.record import write_run_record
-from metaclip.errors import UserError
 from metaclip.lid import DEFAULT_LANGUAGES
 from metaclip.paths import OutputLayout
 from metaclip.results import write_json
 from metaclip_prefect.flows.runners import (
     CHECKED_BY_CONFIG,
     DeferredDaskTaskRunner,
-    configured,
+    checked_run,
     output_lease,
     use_cluster,
-    user_error,
 )
 from metaclip_prefect.flows.verified import gather_verified
 from metaclip_prefect.tasks.artifacts import StageProgress, publish_summary
@@ -91,13 +88,7 @@ def curate(
     input_options say otherwise. credentials: {location: Prefect Secret block name}.
     """
     params = dict(locals())
-    config = configured(lambda: CurateConfig.from_params(**params))
-    if isinstance(config, State):
-        return config
-    try:
-        return run_curation(config)
-    except UserError as exc:
-        return user_error(exc)
+    return checked_run(lambda: CurateConfig.from_params(**params), run_curation)
 
 
 def run_curation(config: CurateConfig) -> dict[str, Any]:

@@ -14,7 +14,6 @@ from typing import Any
 
 from prefect import Task, flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
-from prefect.states import State
 
 from metaclip.config import ExpertsConfig, contains, glob_base
 from metaclip.errors import UserError
@@ -29,10 +28,9 @@ from metaclip.results import write_json
 from metaclip_prefect.flows.runners import (
     CHECKED_BY_CONFIG,
     DeferredDaskTaskRunner,
-    configured,
+    checked_run,
     output_lease,
     use_cluster,
-    user_error,
 )
 from metaclip_prefect.flows.verified import gather_verified
 from metaclip_prefect.tasks.artifacts import StageProgress, artifact_key, publish
@@ -74,13 +72,7 @@ def data_experts(
     object), never credentials. credentials: {"inputs"|"output": Prefect Secret block}.
     """
     params = dict(locals())
-    config = configured(lambda: ExpertsConfig.from_params(**params))
-    if isinstance(config, State):
-        return config
-    try:
-        return run_experts(config)
-    except UserError as exc:
-        return user_error(exc)
+    return checked_run(lambda: ExpertsConfig.from_params(**params), run_experts)
 
 
 def find_shards(config: ExpertsConfig) -> tuple[list[str], list[int]]:

@@ -18,7 +18,6 @@ from typing import Any
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
-from prefect.states import State
 
 from metaclip import crawls
 from metaclip.balance import DEFAULT_T
@@ -29,8 +28,7 @@ from metaclip_prefect.flows.curate import run_curation
 from metaclip_prefect.flows.runners import (
     CHECKED_BY_CONFIG,
     DeferredDaskTaskRunner,
-    configured,
-    user_error,
+    checked_run,
 )
 from metaclip_prefect.tasks.artifacts import artifact_key, publish
 from metaclip_prefect.tasks.credentials import resolve
@@ -92,13 +90,7 @@ def curate_new_crawl(
     `curate_options` are more parameters of `curate`, by name (e.g. {"n_buckets": 64}).
     """
     params = dict(locals())
-    config = configured(lambda: _config(params))
-    if isinstance(config, State):
-        return config
-    try:
-        return run_monthly(config)
-    except UserError as exc:
-        return user_error(exc)
+    return checked_run(lambda: _config(params), run_monthly)
 
 
 def _config(params: dict[str, Any]) -> MonthlyConfig:

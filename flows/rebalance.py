@@ -12,7 +12,6 @@ import time
 from typing import Any
 
 from prefect import flow
-from prefect.states import State
 
 from metaclip import curation, results, storage
 from metaclip.config import RebalanceConfig
@@ -25,10 +24,9 @@ from metaclip_prefect.flows.curate import finish_run, run_outputs, sample_bucket
 from metaclip_prefect.flows.runners import (
     CHECKED_BY_CONFIG,
     DeferredDaskTaskRunner,
-    configured,
+    checked_run,
     output_lease,
     use_cluster,
-    user_error,
 )
 from metaclip_prefect.tasks.credentials import resolve, stores_for
 
@@ -47,13 +45,7 @@ def rebalance(
 ) -> dict[str, Any]:
     """Write a new balanced set into `output`/curated from the run's matches and counts."""
     params = dict(locals())
-    config = configured(lambda: RebalanceConfig.from_params(**params))
-    if isinstance(config, State):
-        return config
-    try:
-        return run_rebalance(config)
-    except UserError as exc:
-        return user_error(exc)
+    return checked_run(lambda: RebalanceConfig.from_params(**params), run_rebalance)
 
 
 def run_rebalance(config: RebalanceConfig) -> dict[str, Any]:

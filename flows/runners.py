@@ -16,7 +16,7 @@ import json
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
 from prefect import get_client, get_run_logger
@@ -36,6 +36,9 @@ from metaclip.errors import UserError
 #   METACLIP_DASK_ADAPT           JSON object for cluster.adapt(): {"minimum": 4, "maximum": 200}
 # Its workers must reach the Prefect API: give them PREFECT_API_URL (job script prologue,
 # pod env) in the kwargs.
+C = TypeVar("C")
+R = TypeVar("R")
+
 CLUSTER_ENV = "METACLIP_DASK_CLUSTER"
 CLUSTER_KWARGS_ENV = "METACLIP_DASK_CLUSTER_KWARGS"
 ADAPT_ENV = "METACLIP_DASK_ADAPT"
@@ -110,10 +113,13 @@ def user_error(exc: UserError) -> State:
     return Failed(message=str(exc), data=exc)
 
 
-def configured(build: Callable[[], Any]) -> Any:
-    """build() or, for a UserError, the flow's Failed state (see user_error)."""
+def checked_run(configure: Callable[[], C], work: Callable[[C], R]) -> R | State:
+    """Every flow's body: its configuration checked (configure(): a metaclip.config class from
+    the flow's parameters), then work(config). A UserError from either, before any work or on
+    the way (inputs missing, output leased by another run), ends the flow in one line: see
+    user_error. Any other exception fails the run as usual, its traceback in the run's log."""
     try:
-        return build()
+        return work(configure())
     except UserError as exc:
         return user_error(exc)
 
