@@ -43,7 +43,7 @@ from metaclip_prefect.tasks.curate import (
     sample,
     write_entry_counts,
 )
-from metaclip_prefect.tasks.datacard import publish_datacard
+from metaclip_prefect.tasks.datacard import publish_datacard, republish_datacard
 
 
 @flow(name="curate", log_prints=True, task_runner=DeferredDaskTaskRunner(), **CHECKED_BY_CONFIG)
@@ -113,6 +113,7 @@ def run_curation(config: CurateConfig) -> dict[str, Any]:
             "the cached tasks again)", config.output, OutputLayout(config.output).completion,
         )
         publish_summary(done, config.output)
+        republish_datacard(config.output, stores.output)
         return done
     with output_lease(OutputLayout(config.output).lock, **stores.output):
         use_cluster(config.cluster)

@@ -6,9 +6,10 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
+import orjson
 from prefect.artifacts import create_markdown_artifact
 
-from metaclip import datacard
+from metaclip import datacard, storage
 from metaclip.transient import is_transient
 from metaclip_prefect.tasks.artifacts import artifact_key, location, publish, run_logger
 from metaclip_prefect.tasks.retry import RETRIES, RETRY_DELAYS
@@ -82,3 +83,23 @@ def publish_datacard(
     publish(create_markdown_artifact, markdown=card_artifact_markdown(card, blobs, written),
             key=artifact_key("datacard", output), description=f"Data card of {output} at t={t:g}")
     return written
+
+
+def republish_datacard(output: str, storage_options: dict[str, Any] | None = None) -> bool:
+    """Publish the card a finished run wrote, as it is (a rerun with nothing to do writes
+    nothing, so its card files keep the identities complete.json recorded). False when the
+    output has no card to show."""
+    opts = storage_options or {}
+    folder = datacard.datacard_dir(output)
+    names = ["datacard.json", *datacard.PLOT_FILES.values()]
+    uris = {name: storage.join(folder, name) for name in names}
+    try:
+        blobs = {name: with_retries(lambda u=uri: storage.read_bytes(u, **opts))
+                 for name, uri in uris.items()}  # fmt: skip
+        card = {**orjson.loads(blobs.pop("datacard.json")), "output": output}
+    except (FileNotFoundError, orjson.JSONDecodeError):
+        return False
+    publish(create_markdown_artifact, markdown=card_artifact_markdown(card, blobs, uris),
+            key=artifact_key("datacard", output),
+            description=f"Data card of {output} at t={card.get('t', '?')}")
+    return True

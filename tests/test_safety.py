@@ -362,3 +362,24 @@ def test_a_tampered_task_result_is_recomputed_not_trusted(finished, tmp_path):
     assert summary["task_results"]["damaged"] == 1
     assert summary["pairs_matched"] == json.loads((finished / "summary.json").read_text())[
         "pairs_matched"]
+
+
+def test_a_rerun_with_nothing_to_do_shows_the_card_and_writes_nothing(finished):
+    """A finished run again: the summary and the data card (plots embedded) on the new run,
+    and not one file of the output rewritten, so complete.json keeps approving it."""
+    from prefect import get_client
+
+    from metaclip_prefect.tasks.artifacts import artifact_key
+
+    params = dict(inputs=FILES, metadata=str(finished.parent / "meta.json"),
+                  output=str(finished), t=3, n_buckets=2, batch_size=2, n_workers=1,
+                  dashboard_address=":0", languages=None)  # as the fixture ran it
+    before = snapshot(finished)
+    state = curate(**params, return_state=True)
+    assert state.is_completed() and snapshot(finished) == before
+    with get_client(sync_client=True) as client:
+        found = client.read_artifacts(limit=50)
+    mine = {a.key: a for a in found if a.flow_run_id == state.state_details.flow_run_id}
+    card = mine[artifact_key("datacard", str(finished))]
+    assert card.data.count("data:image/png;base64,") == 2
+    assert artifact_key("summary", str(finished)) in mine
