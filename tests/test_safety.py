@@ -351,15 +351,16 @@ def test_a_tampered_task_result_is_recomputed_not_trusted(finished, tmp_path):
     common = dict(inputs=FILES, metadata=str(meta), output=str(copy), t=3, n_buckets=2,
                   batch_size=2, n_workers=1, dashboard_address=":0", languages=None)
     assert curate(**common, return_state=True).is_completed()  # results under runD now
-    results = sorted((copy / "_work" / "tasks" / "extract-and-match").glob("*.json"))
-    record = json.loads(results[0].read_text())
-    record["result"]["pairs_matched"] += 1000  # a planted result, checksum not updated
-    results[0].write_text(json.dumps(record))
+    # The copy also holds runA's results (other keys: another output); plant every one.
+    for path in (copy / "_work" / "tasks" / "extract-and-match").glob("*.json"):
+        record = json.loads(path.read_text())
+        record["result"]["pairs_matched"] += 1000  # checksum not updated
+        path.write_text(json.dumps(record))
     (copy / "complete.json").unlink()
     state = curate(**common, return_state=True)
     assert state.is_completed(), state.message
     summary = state.result()
-    assert summary["task_results"]["damaged"] == 1
+    assert summary["task_results"]["damaged"] == summary["batches"] > 0
     assert summary["pairs_matched"] == json.loads((finished / "summary.json").read_text())[
         "pairs_matched"]
 
