@@ -378,9 +378,14 @@ def test_a_rerun_with_nothing_to_do_shows_the_card_and_writes_nothing(finished):
     before = snapshot(finished)
     state = curate(**params, return_state=True)
     assert state.is_completed() and snapshot(finished) == before
-    with get_client(sync_client=True) as client:
-        found = client.read_artifacts(limit=50)
-    mine = {a.key: a for a in found if a.flow_run_id == state.state_details.flow_run_id}
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    run_id = state.state_details.flow_run_id
+    with get_client(sync_client=True) as client:  # this run's artifacts, however many exist
+        found = client.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[run_id]))
+        )
+    mine = {a.key: a for a in found if a.flow_run_id == run_id}
     card = mine[artifact_key("datacard", str(finished))]
     assert card.data.count("data:image/png;base64,") == 2
     assert artifact_key("summary", str(finished)) in mine
