@@ -11,6 +11,11 @@ Stages (each a set of parallel tasks on Dask; every source is optional):
 inputs (plan_build: they exist, their batches), before any work; it then takes the output's
 lease (one writer per output; the work folder is inside the output) and runs every stage's
 tasks on its own Dask task runner: tasks sit on the flow run the user started.
+
+Task results are JSON data with a checksum in the work folder (`<work>/tasks/`, see
+tasks/metadata.py), never Prefect's pickled result store: neither the tasks nor the flow persist
+a Prefect result. The flow returns the provenance (as provenance.json) plus `task_results`: how
+many task results came from the cache, were computed, or were found damaged and recomputed.
 """
 
 from __future__ import annotations
@@ -25,8 +30,12 @@ from prefect.artifacts import create_markdown_artifact
 
 from metaclip.config import BuildMetadataConfig
 from metaclip.metadata.inspection import source_table
+from metaclip.metadata.manifest import AsData
+from metaclip.metadata.ngrams import NgramBatch
 from metaclip.metadata.plan import BuildPlan, Thresholds, plan_build
+from metaclip.metadata.pmi import JoinedPartition, ScoredPartition, UnigramPartition
 from metaclip.metadata.sources import SourceList
+from metaclip.metadata.titles import TitleBatch
 from metaclip.paths import lock_uri
 from metaclip_prefect.flows.runners import (
     CHECKED_BY_CONFIG,
@@ -46,6 +55,7 @@ Calls = Sequence[Mapping[str, Any]]
     name="build-metadata",
     log_prints=True,
     task_runner=DeferredDaskTaskRunner(),
+    # Nothing of the run goes to Prefect's (pickled) result store, whatever the settings say.
     **CHECKED_BY_CONFIG,
 )
 def build_metadata(
@@ -83,8 +93,9 @@ def build_metadata(
     A source is built when its input is given: `wordnet` ('nltk', a WordNet 3.0 folder or an
     archive), `wiki_text` (plain text or WikiExtractor JSON lines) or `unigram_counts` and
     `bigram_counts`, `pageviews`. `max_items` bounds each counting task's in-memory n-grams;
-    `work_dir` (intermediate counts) is a folder inside `output`, `<output>/work` by default;
-    `refresh` ignores Prefect's cached results (finished outputs on storage are still reused).
+    `work_dir` (intermediate counts and the tasks' stored results) is a folder inside `output`,
+    `<output>/work` by default; `refresh` ignores the stored task results (finished outputs on
+    storage are still reused).
 
     input_options, output_options: fsspec options of the inputs and of the output (a dict or a
     JSON object), never credentials. credentials: {"inputs"|"output": Prefect Secret block}.
@@ -104,9 +115,11 @@ def run_build(config: BuildMetadataConfig) -> dict[str, Any]:
     )  # fmt: skip
     with output_lease(lock_uri(config.output), **resolve(config.storage.output)):
         use_cluster(config.cluster)
-        prov = build_sources(plan, config)
+        stages = _Stages(config.output, plan.work_dir, config.refresh,
+                         resolve(config.storage.output))  # fmt: skip
+        prov = build_sources(plan, config, stages)
     publish_provenance(prov, config.output)
-    return prov
+    return {**prov, "task_results": stages.cache}
 
 
 def publish_provenance(prov: dict[str, Any], output: str) -> None:
@@ -164,50 +177,55 @@ def _planned(plan: BuildPlan) -> list[str]:
 
 @dataclass(frozen=True)
 class _Stages:
-    """What every stage needs: the output (its progress artifacts name it), whether to ignore
-    Prefect's cache, and the output's resolved options (for the flow's own checks only: tasks
-    resolve their own)."""
+    """What every stage needs: the output (its progress artifacts name it), the work folder
+    (where task results are stored), whether to ignore the stored results, and the output's
+    resolved options (for the flow's own checks only: tasks resolve their own). `cache` counts
+    the stages' task results by how they were obtained."""
 
     output: str
+    work_dir: str
     refresh: bool
     output_opts: dict[str, Any] = field(repr=False)  # may hold a Secret block's credentials
+    cache: dict[str, int] = field(default_factory=lambda: {"hit": 0, "computed": 0, "damaged": 0})
 
 
-def _run(task: Task, calls: Calls, stages: _Stages) -> list[Any]:
-    """task(**call) for each call, in parallel; a cached result whose outputs are gone or were
-    overwritten since (result.intact() says) is computed again, as flows/verified.py does for
-    dict results. A progress artifact on the run follows the stage."""
+def _run(task: Task, calls: Calls, stages: _Stages, kind: type[AsData]) -> list[Any]:
+    """task(**call) for each call, in parallel, each result read back as a `kind`; a cached
+    result whose outputs are gone or were overwritten since (result.intact() says) is computed
+    again, as flows/verified.py does for dict results. A progress artifact on the run follows
+    the stage."""
     if not calls:
         return []
     started = time.perf_counter()
     progress = StageProgress(task.name, len(calls), stages.output)
-    task = task.with_options(refresh_cache=True) if stages.refresh else task
+    calls = [{**call, "work_dir": stages.work_dir, "refresh": stages.refresh} for call in calls]
     futures = [task.submit(**call) for call in calls]
     results = []
     for done, future in enumerate(futures, 1):
         results.append(future.result())
         progress.advance(done)
-    stale = [i for i, r in enumerate(results) if not r.intact(stages.output_opts)]
-    redo = task.with_options(refresh_cache=True)
-    again = {i: redo.submit(**calls[i]) for i in stale}
+    stale = [i for i, r in enumerate(results) if not kind.from_dict(r).intact(stages.output_opts)]
+    again = {i: task.submit(**{**calls[i], "refresh": True}) for i in stale}
     for i, future in again.items():
         results[i] = future.result()
+    for r in results:
+        status = r.get("cache", "computed")
+        stages.cache[status] = stages.cache.get(status, 0) + 1
     get_run_logger().info(
         "%s: %d tasks done in %.1f s%s", task.name, len(calls), time.perf_counter() - started,
         f" ({len(stale)} recomputed: outputs gone)" if stale else "",
     )  # fmt: skip
-    return results
+    return [kind.from_dict(r) for r in results]
 
 
-def build_sources(plan: BuildPlan, config: BuildMetadataConfig) -> dict[str, Any]:
+def build_sources(plan: BuildPlan, config: BuildMetadataConfig, stages: _Stages) -> dict[str, Any]:
     """Every source, then the merge: tasks of this flow run."""
-    stages = _Stages(config.output, config.refresh, resolve(config.storage.output))
     storage = config.storage
     sources: list[SourceList] = []
     if plan.wordnet:
         call = {"source": plan.wordnet, "key_files": plan.wordnet_files,
                 "uri": plan.source_uri("wordnet"), "storage": storage}  # fmt: skip
-        sources += _run(t.wordnet_source, [call], stages)
+        sources += _run(t.wordnet_source, [call], stages, SourceList)
     sources += _ngram_sources(plan, config, stages)
     sources += _title_source(plan, config, stages)
     merged = t.merge_metadata.submit(
@@ -234,37 +252,37 @@ def _ngram_sources(
          "max_items": config.max_items, "layout": plan.count_layout, "storage": storage}
         for j in plan.count_jobs
     ]  # fmt: skip
-    batches = _run(t.count_text_batch, text_calls, stages) + _run(
-        t.count_file_batch, count_calls, stages
+    batches = _run(t.count_text_batch, text_calls, stages, NgramBatch) + _run(
+        t.count_file_batch, count_calls, stages, NgramBatch
     )
     unigrams = _run(
         t.reduce_unigrams,
         [{"batches": batches, "partition": p, "stage": stage, "storage": storage}
          for p in range(parts)],
-        stages,
+        stages, UnigramPartition,
     )  # fmt: skip
     sources = []
     if plan.unigrams:
         call = {"unigrams": unigrams, "batches": batches, "min_count": th.min_unigram_count,
                 "uri": plan.source_uri("unigram"), "storage": storage}  # fmt: skip
-        sources += _run(t.unigram_source, [call], stages)
+        sources += _run(t.unigram_source, [call], stages, SourceList)
     if plan.bigrams:
         pmi = th.min_bigram_pmi
         joined = _run(
             t.join_bigrams,
             [{"batches": batches, "partition": p, "partitions": parts, "unigrams": unigrams,
               "min_pmi": pmi, "stage": stage, "storage": storage} for p in range(parts)],
-            stages,
+            stages, JoinedPartition,
         )  # fmt: skip
         scored = _run(
             t.score_bigrams,
             [{"joined": joined, "partition": q, "unigrams": unigrams, "min_pmi": pmi,
               "stage": stage, "storage": storage} for q in range(parts)],
-            stages,
+            stages, ScoredPartition,
         )  # fmt: skip
         call = {"scored": scored, "joined": joined, "unigrams": unigrams, "batches": batches,
                 "min_pmi": pmi, "uri": plan.source_uri("bigram"), "storage": storage}  # fmt: skip
-        sources += _run(t.bigram_source, [call], stages)
+        sources += _run(t.bigram_source, [call], stages, SourceList)
     return sources
 
 
@@ -279,12 +297,12 @@ def _title_source(
         [{"files": j.files, "uri": j.target, "domains": plan.pageview_domains,
           "min_hourly_views": th.min_hourly_views, "storage": storage}
          for j in plan.title_jobs],
-        stages,
+        stages, TitleBatch,
     )  # fmt: skip
     params = {"domains": plan.pageview_domains, "min_hourly_views": th.min_hourly_views}
     call = {"batches": batches, "params": params, "min_views": th.min_title_views,
             "uri": plan.source_uri("title"), "storage": storage}  # fmt: skip
-    return _run(t.title_source, [call], stages)
+    return _run(t.title_source, [call], stages, SourceList)
 
 
 __all__: Sequence[str] = ("build_metadata", "run_build")

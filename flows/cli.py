@@ -25,10 +25,12 @@ from metaclip_prefect.flows.cli_common import (  # noqa: E402
     EXIT_USAGE,
     Credentials,
     Debug,
+    LimitsJSON,
     OptionsJSON,
     credentials_option,
     fail,
     json_option,
+    limits_option,
     locations_without_credentials,
     run_flow,
 )
@@ -108,6 +110,7 @@ def curate(
         str | None, typer.Option(help="Existing Dask scheduler (default: a local cluster).")
     ] = None,
     workers: Annotated[int | None, typer.Option(help="Local cluster worker processes.")] = None,
+    limits: LimitsJSON = None,
     input_options: OptionsJSON = None,
     metadata_options: OptionsJSON = None,
     output_options: OptionsJSON = None,
@@ -139,6 +142,7 @@ def curate(
         exclude_store=exclude_store,
         input_format=input_format,
         languages=None if languages == "all" else [x.strip() for x in languages.split(",")],
+        limits=limits_option(limits),
         input_options=json_option("--input-options", input_options),
         metadata_options=json_option("--metadata-options", metadata_options),
         output_options=json_option("--output-options", output_options),

@@ -103,6 +103,19 @@ def json_option(name: str, value: str | None) -> dict[str, Any] | None:
     return parsed
 
 
+def limits_option(value: str | None) -> dict[str, Any] | None:
+    """--limits: a JSON object of per-record extraction limits; the flow checks the values."""
+    if value is None:
+        return None
+    try:
+        parsed = json.loads(value)
+    except json.JSONDecodeError:
+        fail(f"--limits: is not a JSON object: {value!r}")
+    if not isinstance(parsed, dict):
+        fail("--limits: must be a JSON object, like '{\"max_text_chars\": 2000}'")
+    return parsed
+
+
 def _refuse_credentials(check: Any) -> None:
     """Credentials are refused here, before a flow run exists: Prefect stores a run's
     parameters in its database as soon as the run is created. (Every other check is the
@@ -136,6 +149,15 @@ OptionsJSON = Annotated[
     typer.Option(help="fsspec options as a JSON object (no credentials), e.g. "
                       '\'{"client_kwargs": {"endpoint_url": "http://127.0.0.1:9000"}}\''),
 ]  # fmt: skip
+LimitsJSON = Annotated[
+    str | None,
+    typer.Option(help="Per-record extraction limits that differ from the defaults, as a JSON "
+                      'object, e.g. \'{"max_text_chars": 2000}\' (max_record_bytes, '
+                      "max_header_bytes, max_images_per_page, max_text_chars, max_url_chars, "
+                      "max_inflate_bytes; see docs/operations.md)."),
+]  # fmt: skip
+
+
 def credentials_type(locations: str) -> Any:
     """The --credentials option, naming the command's locations in its help."""
     return Annotated[

@@ -105,14 +105,18 @@ def build_metadata_command(
     ] = 1_000_000,
     work_dir: Annotated[
         str | None,
-        typer.Option(help="Intermediate counts, a folder inside OUTPUT (default: OUTPUT/work); "
-                          "reused by reruns."),
+        typer.Option(
+            help="Intermediate counts and task results, a folder inside OUTPUT (default: "
+            "OUTPUT/work); reused by reruns."
+        ),
     ] = None,
     dask_address: Annotated[
         str | None, typer.Option(help="Dask scheduler address (default: a local cluster).")
     ] = None,
     workers: Annotated[int | None, typer.Option(help="Local cluster worker processes.")] = None,
-    refresh: Annotated[bool, typer.Option(help="Ignore Prefect's cached task results.")] = False,
+    refresh: Annotated[
+        bool, typer.Option(help="Ignore the stored task results (finished outputs are reused).")
+    ] = False,
     input_options: Annotated[
         str | None,
         typer.Option(help="fsspec options of every input, as a JSON object (no credentials)."),

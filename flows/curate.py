@@ -64,6 +64,7 @@ def curate(
     crawl_data_root: str = crawls.DATA_ROOT,
     max_files: int | None = None,
     reduce_fanout: int = 16,
+    limits: dict[str, int] | str | None = None,
     input_options: dict[str, Any] | str | None = None,
     metadata_options: dict[str, Any] | str | None = None,
     output_options: dict[str, Any] | str | None = None,
@@ -81,7 +82,9 @@ def curate(
     files a bucket; an exclusion store's own count when it has one); it sizes the bucket tasks
     and never changes the output. exclude_store: uuids curated by earlier runs (earlier dumps),
     left out here; this run's are added. languages: keep texts fastText identifies as one of
-    these (the MetaCLIP recipe: English); None or [] keeps every language.
+    these (the MetaCLIP recipe: English); None or [] keeps every language. limits: the
+    per-record extraction limits that differ from the defaults, by name (metaclip.limits,
+    docs/operations.md "Limits"), e.g. {"max_text_chars": 2000}.
 
     *_options: fsspec options of each location (inputs and the crawl, metadata, output,
     exclusion store), never credentials; the public crawl bucket is read anonymously unless
@@ -153,6 +156,7 @@ def plan_run(config: CurateConfig, stores: Stores) -> tuple[RunSettings, list[st
         store_tag=config.store_tag or curation.default_store_tag(config.output),
         batch_size=config.batch_size,
         reduce_fanout=config.reduce_fanout,
+        limits=config.limits,
         storage=config.storage,
     )
     return settings, files

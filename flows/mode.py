@@ -5,6 +5,11 @@ curated shards (none found stops it in one line), before any work; it then takes
 lease (one writer per output) and runs every stage's tasks on its own Dask task runner: one
 embedding task and one assignment task per shard, a sampling task per shard and one k-means
 fit in between, all on the flow run the user started.
+
+Task results are JSON data with a checksum under the MoDE output (`_work/tasks/`, see
+tasks/mode.py), never Prefect's pickled result store: neither the tasks nor the flow persist a
+Prefect result. The summary's `task_results` counts the task results that came from the cache,
+were computed, or were found damaged and recomputed.
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ from metaclip_prefect.tasks.mode import assign_shard, embed_shard, fit_centres, 
     name="data-experts",
     log_prints=True,
     task_runner=DeferredDaskTaskRunner(),
+    # Nothing of the run goes to Prefect's (pickled) result store, whatever the settings say.
     **CHECKED_BY_CONFIG,
 )
 def data_experts(
@@ -142,7 +148,7 @@ def build_experts(shards: list[str], rate: float, c: ExpertsConfig) -> dict[str,
         embed_shard,
         [{"curated_uri": s, "out_uri": layout.embeddings(i), "encoder": c.encoder,
           "normalize": c.normalize, "dtype": c.dtype, "batch_size": c.batch_size,
-          "storage": c.storage}
+          "storage": c.storage, "output": c.output}
          for s, i in zip(shards, ids, strict=True)],
     )  # fmt: skip
     seconds["embed"] = time.perf_counter() - started
@@ -151,16 +157,17 @@ def build_experts(shards: list[str], rate: float, c: ExpertsConfig) -> dict[str,
     sampled = stage(
         sample_shard,
         [{"embeddings_uri": e["embeddings_uri"], "out_uri": layout.sample(i), "rate": rate,
-          "seed": c.seed, "shard_index": n, "storage": c.storage}
+          "seed": c.seed, "shard_index": n, "storage": c.storage, "output": c.output}
          for n, (e, i) in enumerate(zip(embedded, ids, strict=True))],
     )  # fmt: skip
     fit_call = {
         "sample_uris": [r["sample_uri"] for r in sampled], "out_uri": layout.centres,
         "n_fine": c.n_fine, "n_coarse": c.n_coarse, "balanced": c.balanced, "niter": c.niter,
         "seed": c.seed, "meta": {"encoder": c.encoder, "normalize": c.normalize},
-        "storage": c.storage,
+        "storage": c.storage, "output": c.output,
     }  # fmt: skip
-    centres_uri = gather_verified(fit_centres, [fit_call], options_for)[0]["centres_uri"]
+    fitted = gather_verified(fit_centres, [fit_call], options_for)
+    centres_uri = fitted[0]["centres_uri"]
     seconds["kmeans"] = time.perf_counter() - started
 
     started = time.perf_counter()
@@ -189,6 +196,7 @@ def build_experts(shards: list[str], rate: float, c: ExpertsConfig) -> dict[str,
         "outside_share": c.outside_share,
         "seed": c.seed,
         "seconds": seconds,
+        "task_results": _cache_report([*embedded, *sampled, *fitted, *assigned]),
         "outputs": {
             "experts": [layout.expert_dir(k) for k in range(c.n_coarse)],
             "centres": layout.centres,
@@ -198,3 +206,13 @@ def build_experts(shards: list[str], rate: float, c: ExpertsConfig) -> dict[str,
     }
     write_json(layout.summary, result, **out)
     return result
+
+
+def _cache_report(results: list[dict[str, Any]]) -> dict[str, int]:
+    """How many task results came from the cache, were computed, or were found damaged (and
+    recomputed)."""
+    report = {"hit": 0, "computed": 0, "damaged": 0}
+    for r in results:
+        status = r.get("cache", "computed")
+        report[status] = report.get(status, 0) + 1
+    return report

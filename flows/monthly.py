@@ -36,13 +36,14 @@ from metaclip_prefect.tasks.retry import IO_TASK_OPTIONS
 
 # Retries as every I/O task, but no cache: the crawl list and the done crawls change.
 _IO = {
-    **{k: v for k, v in IO_TASK_OPTIONS.items() if k != "persist_result"},
+    **IO_TASK_OPTIONS,
+    "persist_result": False,
     "cache_policy": NO_CACHE,
 }
 # Parameters of `curate` that curate_options may set (the others are the monthly flow's own).
 CURATE_OPTIONS = frozenset({
     "n_buckets", "one_text_per_image", "exclude_store", "store_tag", "input_format",
-    "languages", "reduce_fanout", "exclude_store_options", "dashboard_address",
+    "languages", "reduce_fanout", "limits", "exclude_store_options", "dashboard_address",
 })  # fmt: skip
 
 
@@ -87,7 +88,8 @@ def curate_new_crawl(
 
     Each crawl goes to <output_root>/<crawl_id>/. `data_root` holds CommonCrawl's layout
     (crawl-data/<crawl>/wat.paths.gz); `max_files` caps the WAT files (trial runs);
-    `curate_options` are more parameters of `curate`, by name (e.g. {"n_buckets": 64}).
+    `curate_options` are more parameters of `curate`, by name (e.g. {"n_buckets": 64}, or
+    {"limits": {"max_text_chars": 2000}} for the per-record extraction limits).
     """
     params = dict(locals())
     return checked_run(lambda: _config(params), run_monthly)

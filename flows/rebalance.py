@@ -19,6 +19,7 @@ from metaclip.counts import read_entry_counts
 from metaclip.curation.plan import RunSettings
 from metaclip.curation.record import read_run_record, write_run_record
 from metaclip.errors import UserError
+from metaclip.limits import ExtractLimits
 from metaclip.paths import OutputLayout
 from metaclip_prefect.flows.curate import finish_run, run_outputs, sample_buckets
 from metaclip_prefect.flows.runners import (
@@ -99,5 +100,15 @@ def _settings(record: dict[str, Any], config: RebalanceConfig) -> RunSettings:
         store_tag=record.get("store_tag") or curation.default_store_tag(config.output),
         batch_size=int(record.get("batch_size", 16)),
         reduce_fanout=int(record.get("reduce_fanout", 16)),
+        limits=_limits(record),
         storage=config.storage,
     )
+
+
+def _limits(record: dict[str, Any]) -> ExtractLimits:
+    """The extraction limits the run was made with, kept in the record rebalancing rewrites (a
+    record from before limits were recorded names none: the defaults)."""
+    try:
+        return ExtractLimits.from_dict(record.get("limits"))
+    except (TypeError, ValueError) as exc:
+        raise UserError(f"{OutputLayout(record['output']).run_record}: {exc}") from None

@@ -66,7 +66,8 @@ def _json_env(name: str) -> dict[str, Any] | None:
 # Flow options: the parameters are checked by the flow's configuration (metaclip.config), one line
 # naming the parameter, instead of Prefect's pydantic validation (a multi-line error, before the
 # flow's own checks; deployments still check the schema when a run is created).
-CHECKED_BY_CONFIG: dict[str, Any] = {"validate_parameters": False}
+# persist_result=False: a flow's return value never goes to Prefect's (pickled) result store.
+CHECKED_BY_CONFIG: dict[str, Any] = {"validate_parameters": False, "persist_result": False}
 
 
 class DeferredDaskTaskRunner(DaskTaskRunner):

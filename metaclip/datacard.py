@@ -32,6 +32,7 @@ from metaclip.expected_size import (
     t_grid,
 )
 from metaclip.paths import OutputLayout
+from metaclip.summary import limits_line
 
 UnitSource = Callable[[], Iterable[Units]]  # called once per pass over the candidates
 
@@ -134,8 +135,11 @@ def candidate_source(output: str, **storage_options: Any) -> UnitSource:
 
 def top_entries(counts: np.ndarray, entries: list[str], n: int = TOP_N) -> list[dict[str, Any]]:
     order = np.argsort(-counts.astype(np.float64), kind="stable")[:n]
-    return [{"entry": entries[i], "entry_id": int(i), "count": float(counts[i])}
-            for i in order if counts[i] > 0]
+    return [
+        {"entry": entries[i], "entry_id": int(i), "count": float(counts[i])}
+        for i in order
+        if counts[i] > 0
+    ]
 
 
 def distribution_stats(counts: np.ndarray, t: float) -> dict[str, Any]:
@@ -170,6 +174,7 @@ def build_datacard(
         "output": run.output,
         "t": t,
         "seed": s.get("seed"),
+        "limits": s.get("limits"),
         "metadata": s.get("metadata", {}),
         "pairs": {k: s.get(f"pairs_{k}") for k in ("read", "matched", "unique", "curated")},
         "images_matched": s.get("images_matched"),
@@ -177,9 +182,7 @@ def build_datacard(
         "top_before": top_entries(run.counts, run.entries, top),
     }
     counted = s.get("pairs_unique") or s.get("pairs_matched")  # the pairs the counts are over
-    card["matches_per_pair"] = (
-        card["distribution"]["matches_total"] / counted if counted else None
-    )
+    card["matches_per_pair"] = card["distribution"]["matches_total"] / counted if counted else None
     if run.curated_counts is not None:
         card["top_after"] = top_entries(run.curated_counts, run.entries, top)
         for row in card["top_before"]:  # the same entries after balancing, for the table
@@ -212,8 +215,11 @@ def _add_expected(
     if not scan.texts:
         return
     at_t = float(scan.sizes[np.searchsorted(scan.ts, t)])
-    card["candidates"] = {"units": scan.units, "texts": scan.texts,
-                          "matches_per_text": scan.matches / scan.texts}
+    card["candidates"] = {
+        "units": scan.units,
+        "texts": scan.texts,
+        "matches_per_text": scan.matches / scan.texts,
+    }
     card["matches_per_pair"] = scan.matches / scan.texts  # exact over the candidates
     card["expected_size"] = {"t": scan.ts.tolist(), "pairs": scan.sizes.tolist(), "at_t": at_t}
     card["expected_after"] = scan.expected_counts.tolist()
@@ -282,10 +288,16 @@ def overview_rows(card: dict[str, Any]) -> list[list[Any]]:
     rows.append(["pairs curated", pairs.get("curated")])
     if "expected_size" in card:
         rows.append(["expected curated size at t", card["expected_size"]["at_t"]])
-        rows.append(["candidate units (images, or pairs when sampled per pair)",
-                     card["candidates"]["units"]])
+        rows.append(
+            [
+                "candidate units (images, or pairs when sampled per pair)",
+                card["candidates"]["units"],
+            ]
+        )
     if card.get("seed") is not None:
         rows.append(["seed", card["seed"]])
+    if card.get("limits"):
+        rows.append(["extraction limits (what was cut or skipped)", limits_line(card["limits"])])
     return rows
 
 
@@ -307,13 +319,22 @@ def render_markdown(card: dict[str, Any], images: dict[str, str] | None = None) 
     """The card in Markdown; images maps plot names to the links to use (default: file names)."""
     images = images or dict(PLOT_FILES)
     parts = [f"# Data card: `{card['output']}`", "", _md_table(["", "value"], overview_rows(card))]
-    parts += ["", "## Entry count distribution", "",
-              f"![entry counts]({images['distribution']})", "",
-              "Entries sorted by count (log-log). Entries above the t line are the head: balancing "
-              "caps each of them near t; the tail below is kept whole.", "",
-              f"## The {len(card['top_before'])} most frequent entries", "",
-              _md_table(["rank", "entry", "count before", "count after (curated)",
-                         "expected after"], _top_rows(card))]
+    parts += [
+        "",
+        "## Entry count distribution",
+        "",
+        f"![entry counts]({images['distribution']})",
+        "",
+        "Entries sorted by count (log-log). Entries above the t line are the head: balancing "
+        "caps each of them near t; the tail below is kept whole.",
+        "",
+        f"## The {len(card['top_before'])} most frequent entries",
+        "",
+        _md_table(
+            ["rank", "entry", "count before", "count after (curated)", "expected after"],
+            _top_rows(card),
+        ),
+    ]
     if "expected_size" in card:
         parts += _expected_markdown(card, images)
     return "\n".join(parts) + "\n"
@@ -321,19 +342,36 @@ def render_markdown(card: dict[str, Any], images: dict[str, str] | None = None) 
 
 def _expected_markdown(card: dict[str, Any], images: dict[str, str]) -> list[str]:
     rate = card.get("success_rate", 1.0)
-    parts = ["", "## Expected curated size as a function of t", "",
-             f"![expected size]({images['expected_size']})", "",
-             "Exact expectation (sum of keep probabilities over the matched candidates), no "
-             "sampling.", "",
-             _md_table(["t", "expected curated", f"expected downloaded at {rate:.0%}"],
-                       _size_rows(card))]
+    parts = [
+        "",
+        "## Expected curated size as a function of t",
+        "",
+        f"![expected size]({images['expected_size']})",
+        "",
+        "Exact expectation (sum of keep probabilities over the matched candidates), no sampling.",
+        "",
+        _md_table(
+            ["t", "expected curated", f"expected downloaded at {rate:.0%}"], _size_rows(card)
+        ),
+    ]
     if card.get("targets"):
-        rows = [[r["target_downloaded"], f"{r['success_rate']:.0%}", r["target_curated"],
-                 r["t"] if r["t"] is not None else r.get("note", "unreachable")]
-                for r in card["targets"]]
-        parts += ["", "## t for a target size", "",
-                  _md_table(["downloaded pairs wanted", "success rate", "curated pairs needed",
-                             "t"], rows)]
+        rows = [
+            [
+                r["target_downloaded"],
+                f"{r['success_rate']:.0%}",
+                r["target_curated"],
+                r["t"] if r["t"] is not None else r.get("note", "unreachable"),
+            ]
+            for r in card["targets"]
+        ]
+        parts += [
+            "",
+            "## t for a target size",
+            "",
+            _md_table(
+                ["downloaded pairs wanted", "success rate", "curated pairs needed", "t"], rows
+            ),
+        ]
     return parts
 
 
@@ -341,13 +379,23 @@ def render_files(run: RunData, card: dict[str, Any]) -> dict[str, bytes]:
     """The PNG plots of a card, by file name."""
     from metaclip import plots
 
-    files = {PLOT_FILES["distribution"]: plots.count_distribution_png(
-        run.counts, card["t"], after=run.curated_counts,
-        expected_after=_array(card.get("expected_after")), title=run.output)}
+    files = {
+        PLOT_FILES["distribution"]: plots.count_distribution_png(
+            run.counts,
+            card["t"],
+            after=run.curated_counts,
+            expected_after=_array(card.get("expected_after")),
+            title=run.output,
+        )
+    }
     if "expected_size" in card:
         files[PLOT_FILES["expected_size"]] = plots.expected_size_png(
-            np.array(card["expected_size"]["t"]), np.array(card["expected_size"]["pairs"]),
-            card["t"], card.get("success_rate", 1.0), card.get("targets", []))
+            np.array(card["expected_size"]["t"]),
+            np.array(card["expected_size"]["pairs"]),
+            card["t"],
+            card.get("success_rate", 1.0),
+            card.get("targets", []),
+        )
     return files
 
 
@@ -395,15 +443,21 @@ def write_datacard(
 
 def _run_side(run: RunData, t: float) -> dict[str, Any]:
     s = run.summary
-    return {"output": run.output, "t": t, "p": balance.t_to_p(run.counts, t),
-            "entries_over_t": balance.entries_over_t(run.counts, t),
-            "matches_total": float(run.counts.sum(dtype=np.float64)),
-            "pairs_matched": s.get("pairs_matched"), "pairs_curated": s.get("pairs_curated"),
-            "metadata_sha256": s.get("metadata", {}).get("sha256")}
+    return {
+        "output": run.output,
+        "t": t,
+        "p": balance.t_to_p(run.counts, t),
+        "entries_over_t": balance.entries_over_t(run.counts, t),
+        "matches_total": float(run.counts.sum(dtype=np.float64)),
+        "pairs_matched": s.get("pairs_matched"),
+        "pairs_curated": s.get("pairs_curated"),
+        "metadata_sha256": s.get("metadata", {}).get("sha256"),
+    }
 
 
-def _moved(entries: list[str], ca: np.ndarray, cb: np.ndarray, mask: np.ndarray,
-           top: int) -> list[dict[str, Any]]:
+def _moved(
+    entries: list[str], ca: np.ndarray, cb: np.ndarray, mask: np.ndarray, top: int
+) -> list[dict[str, Any]]:
     idx = np.flatnonzero(mask)
     idx = idx[np.argsort(-np.maximum(ca[idx], cb[idx]), kind="stable")][:top]
     return [{"entry": entries[i], "count_a": float(ca[i]), "count_b": float(cb[i])} for i in idx]
@@ -419,7 +473,8 @@ def compare_runs(
     """
     t_a, t_b = _resolve_t(a, t_a), _resolve_t(b, t_b)
     where = pc.index_in(pa.array(a.entries), value_set=pa.array(b.entries)).to_numpy(
-        zero_copy_only=False)
+        zero_copy_only=False
+    )
     # Union of both entry lists: a's entries first, then b's entries absent from a.
     in_b = ~np.isnan(where.astype(np.float64))
     only_b = np.setdiff1d(np.arange(len(b.entries)), where[in_b].astype(np.int64))
@@ -427,11 +482,12 @@ def compare_runs(
     ca = np.concatenate([a.counts.astype(np.float64), np.zeros(len(only_b))])
     cb = np.zeros(len(entries))
     cb[: len(a.entries)][in_b] = b.counts[where[in_b].astype(np.int64)]
-    cb[len(a.entries):] = b.counts[only_b]
+    cb[len(a.entries) :] = b.counts[only_b]
     head_a, head_b = ca > t_a, cb > t_b
     side_a, side_b = _run_side(a, t_a), _run_side(b, t_b)
     return {
-        "a": side_a, "b": side_b,
+        "a": side_a,
+        "b": side_b,
         "p_change": side_b["p"] - side_a["p"],
         "p_b_at_t_a": balance.t_to_p(cb, t_a),
         "same_metadata": side_a["metadata_sha256"] == side_b["metadata_sha256"],
@@ -445,19 +501,32 @@ def compare_runs(
 
 def render_comparison_markdown(cmp: dict[str, Any]) -> str:
     a, b = cmp["a"], cmp["b"]
-    rows = [[k, a[k], b[k]] for k in ("t", "p", "entries_over_t", "matches_total",
-                                      "pairs_matched", "pairs_curated")]
-    parts = [f"# Comparison: `{a['output']}` (a) vs `{b['output']}` (b)", "",
-             _md_table(["", "a", "b"], rows), "",
-             f"p moved by {cmp['p_change']:+.4f}; at a's t ({format_value(a['t'])}) b's p is "
-             f"{cmp['p_b_at_t_a']:.4f}. Same metadata: {'yes' if cmp['same_metadata'] else 'no'}.",
-             "", f"Head: {cmp['head_entered']:,} entries entered, {cmp['head_left']:,} left, "
-             f"{cmp['head_stayed']:,} stayed."]
+    rows = [
+        [k, a[k], b[k]]
+        for k in ("t", "p", "entries_over_t", "matches_total", "pairs_matched", "pairs_curated")
+    ]
+    parts = [
+        f"# Comparison: `{a['output']}` (a) vs `{b['output']}` (b)",
+        "",
+        _md_table(["", "a", "b"], rows),
+        "",
+        f"p moved by {cmp['p_change']:+.4f}; at a's t ({format_value(a['t'])}) b's p is "
+        f"{cmp['p_b_at_t_a']:.4f}. Same metadata: {'yes' if cmp['same_metadata'] else 'no'}.",
+        "",
+        f"Head: {cmp['head_entered']:,} entries entered, {cmp['head_left']:,} left, "
+        f"{cmp['head_stayed']:,} stayed.",
+    ]
     for key, title in (("entered", "Entered the head"), ("left", "Left the head")):
         if cmp[key]:
-            parts += ["", f"## {title}", "", _md_table(
-                ["entry", "count a", "count b"],
-                [[e["entry"], e["count_a"], e["count_b"]] for e in cmp[key]])]
+            parts += [
+                "",
+                f"## {title}",
+                "",
+                _md_table(
+                    ["entry", "count a", "count b"],
+                    [[e["entry"], e["count_a"], e["count_b"]] for e in cmp[key]],
+                ),
+            ]
     return "\n".join(parts) + "\n"
 
 

@@ -14,8 +14,9 @@ from typing import Any
 
 import pyarrow as pa
 
+from metaclip.limits import DEFAULT_LIMITS, ExtractLimits
 from metaclip.schemas import PAIRS, TEXT_KEYS
-from metaclip.urls import clean_text, image_uuid, page_base, resolve_image_url
+from metaclip.urls import clean_text, image_uuid, page_base, resolve_image_url, url_refusal
 
 # Fast paths that give exactly what resolve_image_url gives (urljoin + urlsplit), for the src
 # shapes that are most of the web's: urljoin returns such a URL as written (or under the base's
@@ -77,9 +78,12 @@ class ExtractStats:
 class PairBuffer:
     """Accumulates pairs of one input file column-wise, dropping duplicate (uuid, text)."""
 
-    def __init__(self, source: str, stats: ExtractStats) -> None:
+    def __init__(
+        self, source: str, stats: ExtractStats, limits: ExtractLimits = DEFAULT_LIMITS
+    ) -> None:
         self.source = source
         self.stats = stats
+        self.limits = limits
         self._seen: set[tuple[str, str]] = set()
         self._base_key: tuple[str, str | None] | None = None
         self._base_url = ""
@@ -112,25 +116,31 @@ class PairBuffer:
         (this is the extraction's hot loop, hence the local names)."""
         if (page_url, base_href) != self._base_key:
             self._set_base(page_url, base_href)
-        stats = self.stats
+        stats, limits = self.stats, self.limits
         stats.images += len(images)
         skipped, seen, rows, uuids = stats.skipped, self._seen, self._rows, self._uuids
+        if len(images) > limits.max_images_per_page:
+            skipped["images_over_page_limit"] += len(images) - limits.max_images_per_page
+            images = images[: limits.max_images_per_page]
         absolute = self._absolute if self._origin is not None else {}
-        resolve = self._resolve
+        resolve, max_text = self._resolve, limits.max_text_chars
         pairs = 0
         for src, attrs in images:
             if not isinstance(src, str):
                 skipped["img_without_src"] += 1
                 continue
             url = absolute.get(src) or resolve(src)
-            if url is None:
-                skipped["img_url_not_http"] += 1
+            if url.__class__ is not str:
+                skipped[url[0] if url else "img_url_not_http"] += 1
                 continue
             texts = []
             for key in TEXT_KEYS:
                 value = attrs.get(key)
                 if not isinstance(value, str):
                     continue
+                if len(value) > max_text:  # cut before any work on it (cleaning, LID, matching)
+                    value = value[:max_text]
+                    skipped["text_truncated"] += 1
                 # clean_text, without its two replaces for the texts without line breaks
                 text = clean_text(value) if "\n" in value or "\r" in value else value.strip()
                 if text:
@@ -157,21 +167,32 @@ class PairBuffer:
         self._base_url = page_base(page_url, base_href)
         self._origin = _ORIGIN.match(self._base_url)
 
-    def _resolve(self, src: str) -> str | None:
-        """resolve_image_url(base, src) for the current page's base, fast for common shapes."""
-        origin = self._origin
+    def _resolve(self, src: str) -> str | tuple[str] | None:
+        """resolve_image_url(base, src) for the current page's base, fast for common shapes;
+        None for a URL that is not http(s), (reason,) for one refused by url_refusal."""
+        max_url = self.limits.max_url_chars
         s = src.strip()
         if s[:11].lower().startswith(_NOT_HTTP):
             return None
+        if len(s) > max_url:  # before any parsing of it
+            return ("img_url_too_long",)
+        origin = self._origin
         if origin is not None and s and s[-1] not in "?#" and "?#" not in s:
             if _ABSOLUTE.fullmatch(s):
                 self._absolute[src] = s  # the same whatever the (well-formed) base
                 return s
             if _PROTOCOL_RELATIVE.fullmatch(s):
-                return origin.group(1) + s
+                url = origin.group(1) + s
+                return url if len(url) <= max_url else ("img_url_too_long",)
             if _ROOT_RELATIVE.fullmatch(s) and "//" not in s and "/." not in s:
-                return origin.group(0) + s
-        return resolve_image_url(self._base_url, src)
+                url = origin.group(0) + s
+                return url if len(url) <= max_url else ("img_url_too_long",)
+        # The shapes above hold no userinfo and no control character; the rest is checked.
+        url = resolve_image_url(self._base_url, src)
+        if url is None:
+            return None
+        refused = url_refusal(url, max_url)
+        return (refused,) if refused else url
 
     def to_table(self) -> pa.Table:
         columns = list(zip(*self._rows, strict=True)) or [[] for _ in range(6)]

@@ -8,11 +8,26 @@ from typing import Any
 import numpy as np
 
 from metaclip import PIPELINE_VERSION, balance
+from metaclip.limits import DEFAULT_LIMITS
 from metaclip.pairs import ExtractStats
 
 
 def _total(rows: Sequence[Mapping[str, Any]], key: str) -> int:
     return sum(int(r[key]) for r in rows)
+
+
+def limits_line(limits: Mapping[str, Any] | None) -> str:
+    """A run's extraction limits (summary["limits"]) in one line for a person: those that differ
+    from the defaults (metaclip.limits), each with its default."""
+    if not limits:
+        return "not recorded"  # a run from before the limits were recorded
+    defaults = DEFAULT_LIMITS.to_dict()
+    changed = [
+        f"{name} {value:,} (default {defaults[name]:,})" if name in defaults else f"{name} {value}"
+        for name, value in limits.items()
+        if defaults.get(name) != value
+    ]
+    return "; ".join(changed) + "; the others default" if changed else "all default"
 
 
 def build_summary(
@@ -56,6 +71,7 @@ def build_summary(
         "t": t,
         "seed": params["seed"],
         "one_text_per_image": params["one_per_image"],
+        "limits": dict(params["limits"]),
         "p": balance.t_to_p(counts, t),
         "entries_over_t": balance.entries_over_t(counts, t),
         "skipped": dict(sorted(stats.skipped.items())),

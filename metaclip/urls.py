@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from urllib.parse import urljoin, urlsplit
 
 ALLOWED_SCHEMES = ("http", "https")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def image_uuid(url: str) -> str:
@@ -41,6 +43,20 @@ def resolve_image_url(base: str, src: str) -> str | None:
     if parts.scheme not in ALLOWED_SCHEMES or not parts.netloc:
         return None
     return url
+
+
+def url_refusal(url: str, max_chars: int) -> str | None:
+    """Why a resolved image URL is not kept, or None. Refused: longer than max_chars; with
+    userinfo (`user:pass@`: credentials must not be published in a dataset, nor sent by the
+    downloader); with control characters (urljoin has already removed tabs and line breaks, as
+    browsers do). Backslashes are kept as written, as MetaCLIP keeps them."""
+    if len(url) > max_chars:
+        return "img_url_too_long"
+    if "@" in url and "@" in urlsplit(url).netloc:
+        return "img_url_credentials"
+    if _CONTROL.search(url):
+        return "img_url_control_chars"
+    return None
 
 
 def clean_text(text: str) -> str:

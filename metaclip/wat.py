@@ -8,15 +8,17 @@ images are the links whose path starts with `IMG@/src`.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import IO, Any, Literal
 
 import orjson
-from fastwarc.warc import ArchiveIterator, WarcRecordType
+import pyarrow as pa
 
 from metaclip import storage
+from metaclip.limits import DEFAULT_LIMITS, ExtractLimits
 from metaclip.pairs import ExtractStats, PairBuffer
-from metaclip.transient import is_transient
+from metaclip.records import iter_records
 
 IMG_PATH_PREFIX = "IMG@/src"
 HTML_MARKER = b'"HTML-Metadata"'  # the key add_wat_record needs, as ia-web-commons writes it
@@ -28,45 +30,47 @@ HEAD_MEMBER = b'"Head":{'
 
 
 def iter_wat_json(
-    stream: IO[bytes], stats: ExtractStats, quirks_mode: bool = False
+    stream: IO[bytes], stats: ExtractStats, limits: ExtractLimits = DEFAULT_LIMITS
 ) -> Iterator[tuple[int, str | None, bytes]]:
-    """Yield (record offset, WARC-Target-URI, JSON body) of each metadata record.
+    """Yield (record offset, WARC-Target-URI, JSON body) of each metadata record that can hold a
+    page, within the limits; damage costs the damaged record (metaclip.records)."""
+    for record in iter_records(stream, stats, limits, "metadata", HTML_MARKER):
+        if record.complete:  # JSON cut short by the end of the file is dropped (counted)
+            yield record.offset, record.target_uri, record.body
 
-    Damage ends the file with one counted error; every record before it has been yielded.
-    """
-    records = ArchiveIterator(
-        stream, record_types=WarcRecordType.metadata, parse_http=False, quirks_mode=quirks_mode
-    )
-    try:
-        for record in records:
-            stats.records += 1
-            body = record.reader.read()
-            if record.content_length is not None and len(body) < record.content_length:
-                stats.skip("truncated_record")  # the gzip stream ended inside this record
-                return
-            yield record.stream_pos, record.headers.get("WARC-Target-URI"), body
-    except OSError as exc:
-        if is_transient(exc):
-            raise  # a connection reset or timeout mid-file: the task retries the batch
-        stats.skip("unreadable_rest_of_file")  # corrupt gzip or WARC framing
+
+# A JSON \\uXXXX escape of a UTF-16 surrogate that is not half of a pair, after an even run of
+# backslashes (so the backslash of the escape is not itself escaped).
+_LONE_SURROGATE = re.compile(
+    rb"(?<!\\)((?:\\\\)*)(?:\\u(d[89ab][0-9a-f]{2})(?!\\ud[c-f][0-9a-f]{2})"
+    rb"|(?<!\\ud[89ab][0-9a-f]{2})\\u(d[c-f][0-9a-f]{2}))",
+    re.IGNORECASE,
+)
 
 
 def parse_json(body: bytes, stats: ExtractStats) -> Any | None:
-    """orjson, with a lenient retry for bodies that are not valid UTF-8."""
+    """orjson, with lenient retries: bytes that are not UTF-8 are replaced, and lone surrogate
+    escapes (which MetaCLIP's json.loads keeps, orjson refuses, and Parquet cannot store) become
+    U+FFFD; each retry is counted and the record kept."""
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError:
         pass
+    fixed = body
     try:
         body.decode("utf-8")
     except UnicodeDecodeError:
+        fixed = body.decode("utf-8", errors="replace").encode("utf-8")
+        stats.skip("non_utf8_bytes_replaced")
+    if b"\\u" in fixed:
+        fixed, n = _LONE_SURROGATE.subn(rb"\1\\ufffd", fixed)
+        if n:
+            stats.skip("lone_surrogate_replaced")
+    if fixed is not body:
         try:
-            doc = orjson.loads(body.decode("utf-8", errors="replace"))
+            return orjson.loads(fixed)
         except orjson.JSONDecodeError:
-            stats.skip("broken_json")
-            return None
-        stats.skip("non_utf8_bytes_replaced")  # counted, but the record is kept
-        return doc
+            pass
     stats.skip("broken_json")
     return None
 
@@ -133,11 +137,12 @@ def image_links_from_bytes(body: bytes) -> tuple[str | None, list[tuple[Any, Any
     base = _base_href(body, pos)
     if base is False:
         return None
-    cuts = []
+    cuts, end = [], 0
     while pos != -1:  # every IMG@/src in the record, so none is missed
         if body[pos - 8 : pos] != b'"path":"':
             return None
-        start, end = rfind(b'{"', 0, pos - 7), find(b"}", pos)
+        # Cuts never overlap (link objects do not), which keeps the work linear in the body.
+        start, end = rfind(b'{"', end, pos - 7), find(b"}", pos)
         if start == -1 or end == -1:
             return None
         cuts.append(body[start : end + 1])
@@ -200,12 +205,10 @@ def _add_fast(
 
 
 def extract_wat_stream(
-    stream: IO[bytes], source: str, stats: ExtractStats, quirks_mode: bool = False
+    stream: IO[bytes], source: str, stats: ExtractStats, limits: ExtractLimits = DEFAULT_LIMITS
 ) -> PairBuffer:
-    buffer = PairBuffer(source, stats)
-    for offset, target_uri, body in iter_wat_json(stream, stats, quirks_mode):
-        if HTML_MARKER not in body:  # request/metadata records: no page, so no need to parse
-            continue
+    buffer = PairBuffer(source, stats, limits)
+    for offset, target_uri, body in iter_wat_json(stream, stats, limits):
         if _add_fast(body, target_uri, offset, buffer, stats):
             continue
         doc = parse_json(body, stats)
@@ -214,14 +217,16 @@ def extract_wat_stream(
     return buffer
 
 
-def extract_wat_file(uri: str, quirks_mode: bool = False, **storage_options: Any):
+def extract_wat_file(
+    uri: str, limits: ExtractLimits = DEFAULT_LIMITS, **storage_options: Any
+) -> tuple[pa.Table, ExtractStats]:
     """Extract one WAT file: (PAIRS table, stats). A missing file is a counted skip."""
     stats = ExtractStats(files=1)
     try:
         stream = storage.open_input(uri, **storage_options)
     except FileNotFoundError:
         stats.skip("missing_file")
-        return PairBuffer(uri, stats).to_table(), stats
+        return PairBuffer(uri, stats, limits).to_table(), stats
     with stream:
-        buffer = extract_wat_stream(stream, uri, stats, quirks_mode)
+        buffer = extract_wat_stream(stream, uri, stats, limits)
     return buffer.to_table(), stats

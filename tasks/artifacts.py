@@ -29,6 +29,7 @@ from prefect.context import FlowRunContext, TaskRunContext
 from prefect.logging import get_run_logger
 
 from metaclip import storage
+from metaclip.summary import limits_line
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +44,8 @@ COUNTS = (
     "excluded_seen_before", "images_matched", "pairs_curated", "matches_total",
 )  # fmt: skip
 BALANCING = ("t", "seed", "one_text_per_image", "p", "entries_over_t", "pipeline_version")
-SECTIONED = {*COUNTS, *BALANCING, "metadata", "skipped", "seconds", "peak_worker_rss_mb",
-             "outputs", "rebalanced"}  # fmt: skip
+SECTIONED = {*COUNTS, *BALANCING, "metadata", "limits", "skipped", "seconds",
+             "peak_worker_rss_mb", "outputs", "rebalanced"}  # fmt: skip
 
 
 # --------------------------------------------------------------------------- keys
@@ -152,6 +153,8 @@ def summary_markdown(summary: Mapping[str, Any], output: str) -> str:
         ("Balancing", [(k, summary[k]) for k in BALANCING if k in summary]
          + [(f"rebalanced.{k}", v) for k, v in rebalanced.items()]),
         ("Metadata", [(f"metadata.{k}", v) for k, v in meta.items()]),
+        ("Extraction limits (metaclip.limits)", [("limits", limits_line(summary["limits"]))]
+         if "limits" in summary else []),
         ("Skipped inputs, by reason", list((summary.get("skipped") or {}).items())),
         ("Seconds (wall per stage, then CPU summed over tasks)", _seconds(summary)),
         ("Memory", [("peak_worker_rss_mb", summary.get("peak_worker_rss_mb"))]

@@ -1,16 +1,19 @@
 """Task caching for the project: keys from metaclip.cachekeys (the one recipe), results as
 data under the run's own output (metaclip.results.store_result), never pickles.
 
-`cached_run(...)` is the body of every curation task: it returns the stored result of the same
-work (key: the task's name, the parameters that change its output, its input files'
-identities) when one is intact, as a task state named "Cached" so the UI tells them apart;
-otherwise it computes, stores and returns the result. A stored result that is damaged or
-tampered with is recomputed, and the result says so (`cache: "damaged"`). Because results live
-under the output, any process of any deployment that writes the same output finds them: no
-per-process result storage to agree on.
+`cached_run(...)` is the body of every cached task (curation, metadata, data experts): it
+returns the stored result of the same work (key: the task's name, the parameters that change
+its output, its input files' identities) when one is intact, as a task state named "Cached" so
+the UI tells them apart; otherwise it computes, stores and returns the result. A stored result
+that is damaged or tampered with is recomputed, and the result says so (`cache: "damaged"`).
+Because results live under the output, any process of any deployment that writes the same
+output finds them: no per-process result storage to agree on.
 
-`cache_on_locations(...)` keys the tasks that still use Prefect's own result persistence
-(metadata, data experts).
+No task of the project uses Prefect's own result persistence: Prefect's result store is
+unpickled on a cache hit (cloudpickle, or a JSON decoder that imports any qualified name, as
+the stored record itself says), so a file planted there would run code. `DATA_CACHED_TASK` (and
+`UNCACHED_TASK` for a task that is never cached) turn it off explicitly, whatever the
+PREFECT_RESULTS_PERSIST_BY_DEFAULT setting says.
 """
 
 from __future__ import annotations
@@ -30,10 +33,12 @@ from metaclip_prefect.tasks.retry import IO_TASK_OPTIONS
 
 # Options of every task cached by cached_run: Prefect neither caches nor persists results.
 DATA_CACHED_TASK: dict[str, Any] = {
-    **{k: v for k, v in IO_TASK_OPTIONS.items() if k != "persist_result"},
+    **IO_TASK_OPTIONS,
     "persist_result": False,
     "cache_policy": NO_CACHE,
 }
+# Options of an I/O task that is never cached (the metadata merge): the same, by another name.
+UNCACHED_TASK: dict[str, Any] = dict(DATA_CACHED_TASK)
 
 
 def cached_run(
@@ -46,9 +51,12 @@ def cached_run(
     file_options: Mapping[str, Any] | None = None,
     output_options: Mapping[str, Any] | None = None,
     refresh: bool = False,
+    result_uri: Callable[[str, str], str] | None = None,
 ) -> dict[str, Any] | State:
+    """`result_uri(task, key)`: where the result is stored, under the flow's own output
+    (default: the curation layout's, OutputLayout(output).task_result)."""
     key = make_key(task, params, files, file_options)
-    uri = OutputLayout(output).task_result(task, key)
+    uri = (result_uri or OutputLayout(output).task_result)(task, key)
     opts = dict(output_options or {})
     damaged = False
     if not refresh:
@@ -60,7 +68,7 @@ def cached_run(
     return {**result, "cache": "damaged" if damaged else "computed"}
 
 
-def _as_list(value: Any) -> list[str]:
+def _as_list(value: str | Sequence[str] | None) -> list[str]:
     if value is None:
         return []
     if isinstance(value, str):
@@ -68,26 +76,17 @@ def _as_list(value: Any) -> list[str]:
     return [str(v) for v in value]
 
 
-def cache_on_locations(
-    files: Mapping[str, str] | None = None, params: Sequence[str] = ()
-) -> Callable[[Any, dict[str, Any]], str]:
-    """A Prefect cache_key_fn over metaclip.cachekeys.make_key: `files` maps the parameters
-    that hold file URIs (a string or a list) to the location they are on ("inputs" or
-    "output"), whose identities are taken with that location's options from the task's
-    `storage` parameter (resolved in the worker; the key holds no option, only identities);
-    `params` names the parameters that change the output."""
-    by_parameter = dict(files or {})
-
-    def key_fn(context: Any, parameters: dict[str, Any]) -> str:
-        name = context.task.name if context is not None else "task"
-        storage = parameters.get("storage") or StorageConfig()
-        identities: dict[str, list[str]] = {}
-        for parameter, location in by_parameter.items():
-            opts = resolve(getattr(storage, location))
-            identities.setdefault(location, []).extend(
-                file_identity(uri, **opts) for uri in _as_list(parameters.get(parameter))
-            )
-        chosen = {p: parameters.get(p) for p in params}
-        return make_key(name, {**chosen, "file_identities": identities})
-
-    return key_fn
+def identities_on(
+    storage: StorageConfig | None, **by_location: str | Sequence[str] | None
+) -> dict[str, list[str]]:
+    """The identities of a task's files, grouped by the location they are on ("inputs",
+    "output"), each taken with that location's options from the run's `storage` (resolved here,
+    in the worker): a cache key parameter for tasks whose files are on several locations. The
+    key holds identities only, never an option."""
+    storage = storage or StorageConfig()
+    return {
+        location: [
+            file_identity(uri, **resolve(getattr(storage, location))) for uri in _as_list(files)
+        ]
+        for location, files in by_location.items()
+    }

@@ -24,12 +24,13 @@ def extract_and_match(
     s = settings
     stores = stores_for(s.storage, s.exclude_store)
     params = {"batch_id": batch_id, "output": s.output, "metadata_sha256": s.metadata_sha256,
-              "n_buckets": s.n_buckets, "fmt": s.input_format, "languages": s.languages}
+              "n_buckets": s.n_buckets, "fmt": s.input_format, "languages": s.languages,
+              "limits": s.limits.to_dict()}
     return cached_run(
         "extract-and-match", s.output, params,
         lambda: curation.process_batch(
             files, batch_id, s.output, s.metadata_uri, s.metadata_sha256, s.n_buckets,
-            s.input_format, s.languages, stores,
+            s.input_format, s.languages, stores, s.limits,
         ),
         files=files, file_options=stores.inputs, output_options=stores.output, refresh=refresh,
     )  # fmt: skip

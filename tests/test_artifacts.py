@@ -16,7 +16,8 @@ from matplotlib import image as mpimg
 from prefect.types.names import raise_on_name_alphanumeric_dashes_only
 
 from metaclip import datacard
-from metaclip.summary import build_summary
+from metaclip.limits import DEFAULT_LIMITS
+from metaclip.summary import build_summary, limits_line
 from metaclip_prefect.tasks import artifacts
 from metaclip_prefect.tasks import datacard as datacard_task
 from metaclip_prefect.tasks.artifacts import (
@@ -33,6 +34,7 @@ STAGES = ("extract-and-match", "dedup-and-count", "reduce-counts", "sample")
 SKIPPED = {"bad_json": 3, "charset_replaced": 2, "missing_file": 1, "truncated_gzip": 4}
 STAGE_SECONDS = {"extract-and-match": 12.5, "dedup-and-count": 3.25, "reduce-counts": 0.75,
                  "sample": 250.5}  # fmt: skip
+LIMITS = {**DEFAULT_LIMITS.to_dict(), "max_text_chars": 2000}
 DATA_PNG = re.compile(r"!\[[^\]]*\]\(data:image/png;base64,([A-Za-z0-9+/=]+)\)")
 
 
@@ -45,7 +47,7 @@ def fake_summary(output: str) -> dict[str, Any]:
     bucket = {"pairs_unique": 900, "duplicates": 250, "excluded_seen": 50, "images": 700,
               "seconds": 2.5, "peak_rss_mb": 640.5}  # fmt: skip
     params = {"t": 30.0, "seed": 7, "one_per_image": True, "metadata_uri": "s3://m/meta.json",
-              "metadata_sha256": "ab" * 32}  # fmt: skip
+              "metadata_sha256": "ab" * 32, "limits": LIMITS}  # fmt: skip
     return build_summary(
         batches=[batch, batch], buckets=[bucket], sampled=[{"rows_kept": 420, "seconds": 1.25}],
         counts=np.array([100, 20, 0, 3], dtype=np.uint64), params=params,
@@ -69,6 +71,8 @@ def expected_rows(summary: dict[str, Any]) -> dict[str, Any]:
             rows |= {f"metadata.{k}": v for k, v in value.items()}
         elif key == "skipped":
             rows |= value
+        elif key == "limits":  # one line: those that differ from the defaults
+            rows["limits"] = limits_line(value)
         elif key == "seconds":
             rows |= {f"wall: {k}": v for k, v in value["stages_wall"].items()}
             rows |= {k: v for k, v in value.items() if k != "stages_wall"}
@@ -123,6 +127,7 @@ def test_summary_markdown_shows_every_field(tmp_path):
     for name, value in expected.items():
         assert name in rows and same_value(rows[name], value), (name, rows.get(name), value)
     assert "## Skipped inputs, by reason\n\nnone" in summary_markdown({"skipped": {}}, "o")
+    assert rows["limits"] == "max_text_chars 2,000 (default 4,096); the others default"
 
 
 def test_outputs_are_code_or_links():

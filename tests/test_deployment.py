@@ -257,6 +257,7 @@ DEPLOYMENT_CASES = [
     ("curate/on-demand", {"n_buckets": 0}, "n_buckets: must be between"),
     ("curate/on-demand", {"output_options": {"secret": "s3cr3t"}}, "is a credential"),
     ("curate/on-demand", {"metadata": ""}, "metadata: is empty"),
+    ("curate/on-demand", {"limits": {"max_text_chars": 0}}, "limits.max_text_chars must be"),
     ("curate-new-crawl/monthly", {"output_root": ""}, "set METACLIP_OUTPUT_ROOT"),
     ("curate-new-crawl/monthly", {"lookback": 0}, "lookback: must be between"),
     ("rebalance/on-demand", {"t": -1}, "t: must be a positive"),

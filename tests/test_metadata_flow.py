@@ -25,6 +25,7 @@ from metaclip.metadata.load import load_metadata
 from metaclip.metadata.text import segments
 from metaclip_prefect.flows.build_metadata import build_metadata
 from metaclip_prefect.flows.cli_metadata import register
+from tests.support.task_runs import task_states
 
 ARCHIVE = Path(__file__).parent / "data" / "wordnet" / "wordnet-3.0-nltk-minimal.tar.xz"
 
@@ -69,18 +70,6 @@ def _run(output: Path, inputs: dict, **kwargs: object):  # type: ignore[no-untyp
     )
 
 
-def _task_states(flow_run_id: object) -> dict[str, list[str]]:
-    """Task states of the flow run (its tasks run on its own Dask task runner: no subflow)."""
-    with get_client(sync_client=True) as client:
-        runs = client.read_task_runs(
-            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
-        )
-    out: dict[str, list[str]] = {}
-    for run in runs:
-        out.setdefault(run.name.rsplit("-", 1)[0], []).append(run.state.name)
-    return out
-
-
 def _on_the_run(flow_run_id: object) -> tuple[list[tuple[str, str | None]], int]:
     """The run's artifacts (type, key) and how many flow runs it started (subflows)."""
     run = FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
@@ -122,7 +111,7 @@ def test_flow_builds_every_source(built: dict, inputs: dict) -> None:
 
 def test_tasks_and_artifacts_sit_on_the_run_the_user_started(built: dict) -> None:
     run_id = built["state"].state_details.flow_run_id
-    states = _task_states(run_id)
+    states = task_states(run_id)
     assert {"wordnet-source", "count-text-batch", "merge-metadata"} <= set(states)
     artifacts, subflows = _on_the_run(run_id)
     assert subflows == 0
@@ -134,7 +123,7 @@ def test_tasks_and_artifacts_sit_on_the_run_the_user_started(built: dict) -> Non
 def test_rerun_takes_every_task_from_the_cache(built: dict, inputs: dict) -> None:
     state = _run(built["output"], inputs)
     assert state.result()["sha256"] == built["prov"]["sha256"]
-    states = _task_states(state.state_details.flow_run_id)
+    states = task_states(state.state_details.flow_run_id)
     uncached = {name for name, names in states.items() if set(names) != {"Cached"}}
     assert uncached == {"merge-metadata"}
     assert len(states["count-text-batch"]) == 1 and len(states["score-bigrams"]) == 3

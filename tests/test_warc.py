@@ -17,9 +17,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
+from metaclip.htmlpage import add_html_page, decode_html
+from metaclip.limits import ExtractLimits
 from metaclip.pairs import ExtractStats, PairBuffer
 from metaclip.schemas import PAIRS
-from metaclip.warc import add_html_page, dechunk, decode_html, extract_warc_file, split_http
+from metaclip.warc import dechunk, extract_warc_file, split_http
 from metaclip.wat import extract_wat_file
 
 DATA = Path(__file__).parent / "data"
@@ -166,8 +168,9 @@ def write_warc(pages: list[tuple[str, bytes]], content_type: str = "text/html") 
 
 def saved_pages() -> list[tuple[str, bytes]]:
     index = json.loads((WARC / "pages" / "index.json").read_text())
-    return [(p["target_uri"], gzip.decompress((WARC / "pages" / p["file"]).read_bytes()))
-            for p in index]
+    return [
+        (p["target_uri"], gzip.decompress((WARC / "pages" / p["file"]).read_bytes())) for p in index
+    ]
 
 
 # --------------------------------------------------------------------------------------------
@@ -190,7 +193,10 @@ def test_real_warc_pairs_equal_independent_parse(path):
     assert pairs_of(table) == independent(path.read_bytes())
     assert len(pairs_of(table)) == table.num_rows  # no duplicate (image, text) within a file
     assert stats.pages == stats.records > 0 and not set(stats.skipped) - {
-        "img_without_text", "img_without_src", "img_url_not_http", "duplicate_pair_in_file"
+        "img_without_text",
+        "img_without_src",
+        "img_url_not_http",
+        "duplicate_pair_in_file",
     }
 
 
@@ -211,8 +217,11 @@ def test_dolma_target_uri_brackets_and_chunked_bodies(tmp_path):
     pages = set(table["page_url"].to_pylist())
     assert not any(u.startswith("<") or u.endswith(">") for u in pages)
     assert "https://creativecommons.org/" in pages
-    chunked = [(uri, block) for uri, block in warc_responses(read_members(path.read_bytes()))
-               if b"transfer-encoding: chunked" in block[:2048].lower()]
+    chunked = [
+        (uri, block)
+        for uri, block in warc_responses(read_members(path.read_bytes()))
+        if b"transfer-encoding: chunked" in block[:2048].lower()
+    ]
     non_empty = 0
     for uri, block in chunked:  # each chunked response alone: its pairs, de-chunked
         one = tmp_path / "one.warc.gz"
@@ -230,8 +239,9 @@ def test_record_offsets_point_at_the_records():
     path = WARC / "dolma-sample-0000.warc.gz"
     data = path.read_bytes()
     table, _ = extract_warc_file(str(path))
-    for offset, page in set(zip(table["record_offset"].to_pylist(),
-                                table["page_url"].to_pylist(), strict=True)):
+    for offset, page in set(
+        zip(table["record_offset"].to_pylist(), table["page_url"].to_pylist(), strict=True)
+    ):
         member = gzip.GzipFile(fileobj=io.BytesIO(data[offset:])).read(2048)
         assert member.startswith(b"WARC/1.0\r\nWARC-Type: response\r\n")
         assert f"WARC-Target-URI: <{page}>".encode() in member
@@ -255,8 +265,12 @@ def test_clueweb_japanese_pages_decode_to_japanese():
 
 @pytest.mark.parametrize("encoding", ["shift_jis", "euc_jp", "cp1252", "cp1251"])
 def test_header_meta_and_detection(encoding):
-    alt = {"shift_jis": "日本語の説明文です、写真", "euc_jp": "新しくアップされたアイテムの写真",
-           "cp1252": "Größe und Straße", "cp1251": "Фотография собаки на пляже"}[encoding]
+    alt = {
+        "shift_jis": "日本語の説明文です、写真",
+        "euc_jp": "新しくアップされたアイテムの写真",
+        "cp1252": "Größe und Straße",
+        "cp1251": "Фотография собаки на пляже",
+    }[encoding]
     page = f'<html><head><meta charset="{encoding}"></head><img src="a.jpg" alt="{alt}">'
     raw = page.encode(encoding)
     for content_type, meta in (("text/html; charset=" + encoding, False), ("text/html", True)):
@@ -337,7 +351,7 @@ def test_a_record_over_the_size_limit_is_skipped_and_counted(tmp_path):
     path = tmp_path / "pages.warc.gz"
     path.write_bytes(write_warc(pages))
     limit = 100_000
-    table, stats = extract_warc_file(str(path), max_record_bytes=limit)
+    table, stats = extract_warc_file(str(path), ExtractLimits(max_record_bytes=limit))
     big = sum(len(html) + 50 > limit for _, html in pages)
     assert 0 < big < len(pages)
     assert stats.skipped["record_too_large"] == big and stats.pages == len(pages) - big
@@ -348,15 +362,21 @@ def test_pathological_page_is_cut_not_stalled(tmp_path):
     """200,000 nested <div>s take lexbor minutes (quadratic); the page is cut at MAX_DEPTH."""
     deep = b'<img src="x.jpg" alt="before">' + b"<div>" * 200_000 + b'<img src="z.jpg" alt="deep">'
     huge_attr = b'<img src="w.jpg" alt="ok"><p title="' + b"a" * 2_000_000
-    pages = [("https://example.com/", deep), ("https://example.com/1", huge_attr),
-             ("https://example.com/2", b'<img src="y.jpg" alt="next">')]
+    pages = [
+        ("https://example.com/", deep),
+        ("https://example.com/1", huge_attr),
+        ("https://example.com/2", b'<img src="y.jpg" alt="next">'),
+    ]
     path = tmp_path / "bad.warc.gz"
     path.write_bytes(write_warc(pages))
     start = time.perf_counter()
     table, stats = extract_warc_file(str(path))
     assert time.perf_counter() - start < 10
-    assert {("https://example.com/x.jpg", "before"), ("https://example.com/w.jpg", "ok"),
-            ("https://example.com/y.jpg", "next")} == pairs_of(table)
+    assert {
+        ("https://example.com/x.jpg", "before"),
+        ("https://example.com/w.jpg", "ok"),
+        ("https://example.com/y.jpg", "next"),
+    } == pairs_of(table)
     assert stats.skipped["page_cut_too_deep"] == 1 and stats.pages == 3
 
 

@@ -13,6 +13,7 @@ import orjson
 
 from metaclip.crawls import crawl_sort_key
 from metaclip.errors import UserError
+from metaclip.limits import DEFAULT_LIMITS, ExtractLimits
 
 # Option names that carry credentials, at any depth of a storage-options object (lowercase).
 SECRET_OPTION_NAMES = frozenset({
@@ -92,7 +93,7 @@ def check_location(name: str, value: Any) -> str:
     scheme = match.group(1).lower()
     if scheme not in _known_schemes():
         raise _fail(name, f"unknown storage scheme {scheme}:// in {value!r}")
-    authority = value[match.end():].split("/", 1)[0]
+    authority = value[match.end() :].split("/", 1)[0]
     check_no_userinfo(name, value)
     if not authority and scheme not in ("file", "local", "memory"):
         raise _fail(name, f"{value!r} names no bucket or host")
@@ -102,7 +103,7 @@ def check_location(name: str, value: Any) -> str:
 def check_no_userinfo(name: str, value: Any) -> None:
     """A URI must not carry user:password@ (parameters are stored in Prefect's database)."""
     match = _SCHEME.match(value) if isinstance(value, str) else None
-    if match and "@" in value[match.end():].split("/", 1)[0]:
+    if match and "@" in value[match.end() :].split("/", 1)[0]:
         raise _fail(name, "must not carry credentials (user:password@); see docs/operations.md")
 
 
@@ -153,15 +154,21 @@ def parse_options(name: str, value: Any) -> dict[str, Any]:
     """Storage options: a dict, or a JSON object as text (a deployment's `{{ $VAR }}`)."""
     if value is None or value == "":
         return {}
-    if isinstance(value, str):
-        try:
-            value = orjson.loads(value)
-        except orjson.JSONDecodeError:
-            raise _fail(name, "is not a JSON object") from None
+    value = _from_json(name, value)
     if not isinstance(value, Mapping):
         raise _fail(name, f"must be an object of fsspec options, not {type(value).__name__}")
     _refuse_secrets(name, value)
     return dict(value)
+
+
+def _from_json(name: str, value: Any) -> Any:
+    """A JSON text (a deployment's `{{ $VAR }}`) parsed; any other value as it is."""
+    if not isinstance(value, str):
+        return value
+    try:
+        return orjson.loads(value)
+    except orjson.JSONDecodeError:
+        raise _fail(name, "is not a JSON object") from None
 
 
 def _refuse_secrets(name: str, value: Any, path: str = "") -> None:
@@ -181,6 +188,33 @@ def _refuse_secrets(name: str, value: Any, path: str = "") -> None:
             _refuse_secrets(name, item, path)
     elif isinstance(value, str) and _SCHEME.match(value):
         check_location(f"{name} ({path})", value)  # no user:password@ in an endpoint URL
+
+
+MAX_LIMIT = 2**63 - 1  # a limit is stored in JSON (summary, cache keys) as a 64-bit integer
+
+
+def check_limits(name: str, value: Any) -> ExtractLimits:
+    """Per-record extraction limits (metaclip.limits): a mapping of some of ExtractLimits'
+    fields, or a JSON object as text (a deployment's `{{ $VAR }}`); None or {} is the defaults."""
+    if value is None or value == "":
+        return DEFAULT_LIMITS
+    if isinstance(value, ExtractLimits):
+        return value
+    value = _from_json(name, value)
+    if not isinstance(value, Mapping):
+        raise _fail(name, f"must be an object like {{\"max_text_chars\": 2000}}, not "
+                    f"{type(value).__name__}")  # fmt: skip
+    if not all(isinstance(key, str) for key in value):
+        raise _fail(name, f"keys must be limit names, not {sorted(map(repr, value))}")
+    try:
+        limits = ExtractLimits.from_dict(dict(value))
+    except (TypeError, ValueError) as exc:
+        problem = (str(exc).strip() or type(exc).__name__).splitlines()[0]
+        message = problem if problem.startswith(f"{name}.") else f"{name}: {problem}"
+        raise UserError(message) from None
+    for key, number in limits.to_dict().items():
+        check_int(f"{name}.{key}", number, 1, MAX_LIMIT)
+    return limits
 
 
 def check_bool(name: str, value: Any) -> bool:

@@ -15,6 +15,7 @@ from metaclip.config.checks import (
     check_dask_address,
     check_int,
     check_languages,
+    check_limits,
     check_location,
     check_optional_location,
     check_output_location,
@@ -25,6 +26,7 @@ from metaclip.config.checks import (
 from metaclip.config.storage import StorageConfig
 from metaclip.crawls import DATA_ROOT
 from metaclip.errors import UserError
+from metaclip.limits import DEFAULT_LIMITS, ExtractLimits
 
 INPUT_FORMATS = ("wat", "warc", "auto")
 MAX_BUCKETS = 4096
@@ -58,7 +60,8 @@ class ClusterConfig:
 @dataclass(frozen=True)
 class CurateConfig:
     """The curate flow's parameters, checked. `inputs` holds what the user named (files, globs,
-    folders); the crawl's WAT list is added by the flow's preflight."""
+    folders); the crawl's WAT list is added by the flow's preflight. `limits`: the per-record
+    extraction limits (metaclip.limits), given as a mapping of the non-default ones."""
 
     inputs: tuple[str, ...]
     metadata: str
@@ -76,6 +79,7 @@ class CurateConfig:
     crawl_data_root: str = DATA_ROOT
     max_files: int | None = None
     reduce_fanout: int = 16
+    limits: ExtractLimits = DEFAULT_LIMITS
     storage: StorageConfig = StorageConfig()
     cluster: ClusterConfig = ClusterConfig()
 
@@ -99,6 +103,7 @@ class CurateConfig:
         crawl_data_root: Any = DATA_ROOT,
         max_files: Any = None,
         reduce_fanout: Any = 16,
+        limits: Any = None,
         credentials: Any = None,
         dask_address: Any = None,
         n_workers: Any = None,
@@ -132,6 +137,7 @@ class CurateConfig:
             crawl_data_root=check_location("crawl_data_root", crawl_data_root),
             max_files=optional_int("max_files", max_files, 1),
             reduce_fanout=check_int("reduce_fanout", reduce_fanout, 2, 4096),
+            limits=check_limits("limits", limits),
             storage=StorageConfig.from_params(credentials, **storage_options),
             cluster=ClusterConfig.from_params(dask_address, n_workers, dashboard_address),
         )
@@ -185,7 +191,8 @@ class RebalanceConfig:
             t=check_positive("t", t),
             seed=optional_int("seed", seed, 0, 2**63 - 1),
             storage=StorageConfig.from_params(
-                credentials, output_options=output_options,
+                credentials,
+                output_options=output_options,
                 exclude_store_options=exclude_store_options,
             ),
             cluster=ClusterConfig.from_params(dask_address, n_workers, dashboard_address),
@@ -262,7 +269,8 @@ class MonthlyConfig:
 def _deployment_location(name: str, value: Any, variable: str) -> str:
     if value is None or (isinstance(value, str) and not value.strip()):
         raise _fail(
-            name, f"is empty: pass it, or set {variable} before `prefect deploy` (see "
+            name,
+            f"is empty: pass it, or set {variable} before `prefect deploy` (see "
             "deployments/prefect.yaml)",
         )
     return check_location(name, value)

@@ -17,6 +17,7 @@ from metaclip import buckets, storage
 from metaclip.config import Stores
 from metaclip.curation.plan import format_of
 from metaclip.lid import LanguageIdentifier, keep_languages
+from metaclip.limits import DEFAULT_LIMITS, ExtractLimits
 from metaclip.matching import Matcher, get_matcher
 from metaclip.metadata import load_metadata
 from metaclip.pairs import ExtractStats, concat_pairs
@@ -43,12 +44,17 @@ def matcher_for(metadata_uri: str, metadata_sha256: str, **storage_options: Any)
 
 
 def extract_files(
-    files: Sequence[str], fmt: str = "auto", **storage_options: Any
+    files: Sequence[str],
+    fmt: str = "auto",
+    limits: ExtractLimits = DEFAULT_LIMITS,
+    **storage_options: Any,
 ) -> tuple[pa.Table, ExtractStats]:
+    """Every file's pairs, each file read within the per-record `limits` (metaclip.limits)."""
     stats = ExtractStats()
     tables = []
     for uri in files:
-        table, file_stats = EXTRACTORS[format_of(uri, fmt)](uri, **storage_options)
+        extract = EXTRACTORS[format_of(uri, fmt)]
+        table, file_stats = extract(uri, limits=limits, **storage_options)
         tables.append(table)
         stats.merge(file_stats)
     return concat_pairs(tables), stats
@@ -72,10 +78,12 @@ def process_batch(
     fmt: str = "auto",
     languages: Sequence[str] | None = None,
     stores: Stores | None = None,
+    limits: ExtractLimits = DEFAULT_LIMITS,
 ) -> dict[str, Any]:
     """Extract and match a batch of files; write its matched pairs split by uuid bucket.
 
     `languages`: keep only texts that fastText identifies as one of these (None: keep all).
+    `limits`: the per-record extraction limits (metaclip.limits).
 
     The manifest is written last: a batch without one is unfinished and read by no one.
     """
@@ -83,7 +91,7 @@ def process_batch(
     opts = stores.output
     layout = OutputLayout(output)
     started = time.perf_counter()
-    pairs, stats = extract_files(files, fmt, **stores.inputs)
+    pairs, stats = extract_files(files, fmt, limits, **stores.inputs)
     if languages:
         pairs, other_language = keep_languages(pairs, list(languages), LanguageIdentifier())
         stats.skip("other_language", other_language)
@@ -95,8 +103,12 @@ def process_batch(
     matched, unmatched = match_pairs(pairs, matcher)
     matched_at = time.perf_counter()
     manifest: dict[str, Any] = {
-        "batch_id": batch_id, "files": list(files), "n_buckets": n_buckets,
-        "buckets": [], "rows": [], "sha256": [],
+        "batch_id": batch_id,
+        "files": list(files),
+        "n_buckets": n_buckets,
+        "buckets": [],
+        "rows": [],
+        "sha256": [],
     }
     for bucket, rows in buckets.split_by_bucket(matched, n_buckets).items():
         sha = storage.write_parquet_atomic(layout.matched_part(bucket, batch_id), rows, **opts)

@@ -12,6 +12,7 @@ from typing import Any
 from metaclip import storage
 from metaclip.config import StorageConfig
 from metaclip.errors import UserError
+from metaclip.limits import DEFAULT_LIMITS, ExtractLimits
 from metaclip.metadata import Metadata, load_metadata
 from metaclip.paths import StoreLayout
 from metaclip.results import read_json, write_json
@@ -66,9 +67,7 @@ def preflight(
     if fmt not in INPUT_SUFFIXES:
         raise UserError(f"unknown input format {fmt!r} (known: {', '.join(INPUT_SUFFIXES)})")
     metadata = load_metadata(metadata_uri, **(metadata_options or {}))
-    files = storage.expand_inputs(
-        inputs, INPUT_SUFFIXES[fmt], missing_ok=True, **storage_options
-    )
+    files = storage.expand_inputs(inputs, INPUT_SUFFIXES[fmt], missing_ok=True, **storage_options)
     if not any(storage.exists(f, **storage_options) for f in files):
         raise UserError(f"none of the inputs exist: {', '.join(inputs)}")
     return metadata, files
@@ -124,12 +123,14 @@ class RunSettings:
     store_tag: str
     batch_size: int
     reduce_fanout: int
+    limits: ExtractLimits = DEFAULT_LIMITS
     storage: StorageConfig = StorageConfig()
 
     def record(self) -> dict[str, Any]:
         """The settings that define the run's outputs, by the names the work record and the
         summary use (storage options left out: they say how to reach files, not what is in
-        them, and input identities are keyed separately)."""
+        them, and input identities are keyed separately). `limits`: all six, so that the run
+        key and the record say which were in effect whatever the defaults become."""
         return {
             "metadata_uri": self.metadata_uri,
             "metadata_sha256": self.metadata_sha256,
@@ -144,4 +145,5 @@ class RunSettings:
             "input_format": self.input_format,
             "languages": list(self.languages) if self.languages else None,
             "reduce_fanout": self.reduce_fanout,
+            "limits": self.limits.to_dict(),
         }

@@ -221,9 +221,7 @@ def build_metadata_files(
     and `extra` are read with `input_options`; everything under `output` uses
     `output_options`."""
     opts = output_options or {}
-    entries, blocks, records = merge_entries(
-        sources, base, extra, max_entries, input_options, opts
-    )
+    entries, blocks, records = merge_entries(sources, base, extra, max_entries, input_options, opts)
     data = orjson.dumps(entries)
     sha256 = hashlib.sha256(data).hexdigest()
     prov = provenance(sources, blocks, records, len(entries), sha256, max_entries, output, opts)

@@ -41,7 +41,7 @@ BIGRAM_SCHEMA = pa.schema([("w1", pa.string()), ("w2", pa.string()), ("count", p
 
 
 @dataclass(frozen=True)
-class NgramBatch:
+class NgramBatch(manifest.AsData):
     """A finished map task: where its partial counts are and what it read."""
 
     directory: str

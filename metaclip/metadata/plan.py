@@ -2,7 +2,9 @@
 
 Every unit of work gets a content-addressed place under the work folder (named by
 metaclip.cachekeys.make_key over its input files' identities and the parameters that change its
-output), so a rerun, or a run that adds input files, reuses whatever is already done.
+output), so a rerun, or a run that adds input files, reuses whatever is already done. The work
+folder (inside the output) also holds the tasks' results, as JSON data with a checksum
+(`task_result`): `<work>/tasks/<task>/<key>.json`.
 """
 
 from __future__ import annotations
@@ -60,6 +62,11 @@ class BuildPlan:
 
     def source_uri(self, name: str) -> str:
         return storage.join(self.output, "sources", f"{name}.parquet")
+
+
+def task_result(work_dir: str, task: str, key: str) -> str:
+    """A build task's result, as data (metaclip.results.store_result), in the work folder."""
+    return storage.join(work_dir, "tasks", task, f"{key}.json")
 
 
 def _check_options(

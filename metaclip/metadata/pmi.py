@@ -40,7 +40,7 @@ _MERGE_FILES = 16
 
 
 @dataclass(frozen=True)
-class UnigramPartition:
+class UnigramPartition(manifest.AsData):
     uri: str
     distinct: int
     total: int
@@ -53,7 +53,7 @@ class UnigramPartition:
 
 
 @dataclass(frozen=True)
-class JoinedPartition:
+class JoinedPartition(manifest.AsData):
     directory: str
     partition: int
     bigrams: int  # distinct bigrams in this first-word partition
@@ -68,7 +68,7 @@ class JoinedPartition:
 
 
 @dataclass(frozen=True)
-class ScoredPartition:
+class ScoredPartition(manifest.AsData):
     uri: str
     candidates: int
     missing_unigram: int

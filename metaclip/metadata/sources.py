@@ -15,13 +15,14 @@ import pyarrow as pa
 
 from metaclip import storage
 from metaclip.cachekeys import file_identity
+from metaclip.metadata.manifest import AsData
 from metaclip.metadata.streams import InputDigest
 
 SOURCE_NAMES = ("wordnet", "unigram", "bigram", "title")
 
 
 @dataclass(frozen=True)
-class SourceList:
+class SourceList(AsData):
     """A finished source: its entry list file and what went into it (for provenance)."""
 
     name: str

@@ -31,7 +31,7 @@ _MERGE_FILES = 16
 
 
 @dataclass(frozen=True)
-class TitleBatch:
+class TitleBatch(manifest.AsData):
     uri: str
     inputs: list[InputDigest]
     stats: dict[str, int] = field(default_factory=dict)

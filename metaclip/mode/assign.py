@@ -22,15 +22,21 @@ from metaclip.results import written
 from metaclip.schemas import CURATED
 
 # Expert parts: the curated columns (img2dataset reads url/caption) plus where the pair fell.
-EXPERT = CURATED.append(pa.field("fine_cluster", pa.int32(), nullable=False)).append(
-    pa.field("expert", pa.int16(), nullable=False)
-).append(pa.field("in_cluster", pa.bool_(), nullable=False))
+EXPERT = (
+    CURATED.append(pa.field("fine_cluster", pa.int32(), nullable=False))
+    .append(pa.field("expert", pa.int16(), nullable=False))
+    .append(pa.field("in_cluster", pa.bool_(), nullable=False))
+)
 
 N_EXAMPLES = 8
 
 
 def sample_shard(
-    embeddings_uri: str, out_uri: str, rate: float, seed: int, shard_index: int,
+    embeddings_uri: str,
+    out_uri: str,
+    rate: float,
+    seed: int,
+    shard_index: int,
     **storage_options: Any,
 ) -> dict[str, Any]:
     """Keep each row with probability `rate` (seeded per shard) for the k-means sample."""
@@ -38,8 +44,11 @@ def sample_shard(
     rng = np.random.default_rng([seed, shard_index])
     picked = x[rng.random(len(x)) < rate]
     save_array(out_uri, picked, **storage_options)
-    return {"sample_uri": out_uri, "rows": len(picked),
-            "outputs": written([out_uri], **storage_options)}
+    return {
+        "sample_uri": out_uri,
+        "rows": len(picked),
+        "outputs": written([out_uri], **storage_options),
+    }
 
 
 def outside_mask(
@@ -68,8 +77,9 @@ def _examples(
     return [[float(dist[j]), captions[idx[j]]] for j in order]
 
 
-def expert_table(table: pa.Table, rows: np.ndarray, fine: np.ndarray, expert: int,
-                 inside: np.ndarray) -> pa.Table:
+def expert_table(
+    table: pa.Table, rows: np.ndarray, fine: np.ndarray, expert: int, inside: np.ndarray
+) -> pa.Table:
     take = pa.array(rows, type=pa.int64())
     part = table.select(CURATED.names).take(take)
     return (
@@ -81,9 +91,17 @@ def expert_table(table: pa.Table, rows: np.ndarray, fine: np.ndarray, expert: in
 
 
 def assign_shard(
-    curated_uri: str, embeddings_uri: str, centres_uri: str, shard: str, output: str,
-    outside_share: float = 0.0, seed: int = 0, n_examples: int = N_EXAMPLES, *,
-    input_options: dict[str, Any] | None = None, output_options: dict[str, Any] | None = None,
+    curated_uri: str,
+    embeddings_uri: str,
+    centres_uri: str,
+    shard: str,
+    output: str,
+    outside_share: float = 0.0,
+    seed: int = 0,
+    n_examples: int = N_EXAMPLES,
+    *,
+    input_options: dict[str, Any] | None = None,
+    output_options: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Write this shard's part of every expert; return sizes and example captions. The
     curated shard is read with `input_options`; embeddings, centres and the expert parts (all
@@ -109,8 +127,12 @@ def assign_shard(
         out_sizes.append(int(extra.sum()))
         examples.append(_examples(captions, x, inside, centres.coarse[k], n_examples))
     return {
-        "shard": shard, "rows": table.num_rows, "parts": parts, "in_cluster": in_sizes,
-        "outside_added": out_sizes, "examples": examples,
+        "shard": shard,
+        "rows": table.num_rows,
+        "parts": parts,
+        "in_cluster": in_sizes,
+        "outside_added": out_sizes,
+        "examples": examples,
         "fine_sizes": np.bincount(fine, minlength=len(centres.fine)).tolist(),
         "outputs": written(parts, **write),
     }

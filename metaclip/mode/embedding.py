@@ -65,8 +65,11 @@ class PoolerEncoder:
         with torch.inference_mode():
             for start in range(0, len(texts), batch_size):
                 batch = self.tokenizer(
-                    list(texts[start : start + batch_size]), padding=True, truncation=True,
-                    max_length=64, return_tensors="pt",
+                    list(texts[start : start + batch_size]),
+                    padding=True,
+                    truncation=True,
+                    max_length=64,
+                    return_tensors="pt",
                 )
                 batch = {k: v.to(self.model.device) for k, v in batch.items()}
                 chunks.append(self.model(**batch).pooler_output.float().cpu().numpy())
@@ -106,8 +109,9 @@ def _load_sentence_transformer(
     try:
         from sentence_transformers import SentenceTransformer
     except ImportError as exc:
-        raise UserError(f"MoDE needs sentence-transformers: pip install 'metaclip-prefect[mode]' "
-                        f"({exc})") from exc
+        raise UserError(
+            f"MoDE needs sentence-transformers: pip install 'metaclip-prefect[mode]' ({exc})"
+        ) from exc
 
     path = _packaged_minilm() if name == DEFAULT_ENCODER else name
     try:
@@ -175,5 +179,9 @@ def embed_shard(
     model = load_encoder(encoder, device)
     vectors = embed_texts(captions.to_pylist(), model, normalize, batch_size)
     save_array(out_uri, vectors.astype(dtype), **write)
-    return {"embeddings_uri": out_uri, "rows": len(vectors), "dim": int(vectors.shape[1]),
-            "outputs": written([out_uri], **write)}
+    return {
+        "embeddings_uri": out_uri,
+        "rows": len(vectors),
+        "dim": int(vectors.shape[1]),
+        "outputs": written([out_uri], **write),
+    }

@@ -49,9 +49,15 @@ def sample_rate(total: int, sample_size: int) -> float:
 
 
 def fit_from_samples(
-    sample_uris: list[str], out_uri: str, n_fine: int = N_FINE, n_coarse: int = N_COARSE,
-    balanced: bool = False, niter: int = N_ITER, seed: int = 0,
-    meta: dict[str, Any] | None = None, **storage_options: Any,
+    sample_uris: list[str],
+    out_uri: str,
+    n_fine: int = N_FINE,
+    n_coarse: int = N_COARSE,
+    balanced: bool = False,
+    niter: int = N_ITER,
+    seed: int = 0,
+    meta: dict[str, Any] | None = None,
+    **storage_options: Any,
 ) -> dict[str, Any]:
     parts = [load_array(u, **storage_options).astype(np.float32) for u in sample_uris]
     sample = np.concatenate([p for p in parts if len(p)]) if any(len(p) for p in parts) else None

@@ -33,17 +33,21 @@ def _faiss() -> Any:
     return faiss
 
 
-def kmeans(
-    x: np.ndarray, k: int, niter: int = N_ITER, seed: int = 0, nredo: int = 1
-) -> np.ndarray:
+def kmeans(x: np.ndarray, k: int, niter: int = N_ITER, seed: int = 0, nredo: int = 1) -> np.ndarray:
     """Plain k-means (L2) with faiss, best of `nredo` runs; returns float32 centres (k, dim)."""
     x = np.ascontiguousarray(x, dtype=np.float32)
     if len(x) < k:
         raise ValueError(f"k-means needs at least k={k} points, got {len(x)}")
     # Use every point (faiss subsamples to 256 per centre by default: the sample is the choice).
     km = _faiss().Kmeans(
-        x.shape[1], k, niter=niter, seed=seed, nredo=nredo, verbose=False,
-        max_points_per_centroid=len(x), min_points_per_centroid=1,
+        x.shape[1],
+        k,
+        niter=niter,
+        seed=seed,
+        nredo=nredo,
+        verbose=False,
+        max_points_per_centroid=len(x),
+        min_points_per_centroid=1,
     )
     km.train(x)
     return np.asarray(km.centroids, dtype=np.float32)
@@ -125,7 +129,10 @@ class Centres:
     def save(self, uri: str, **storage_options: Any) -> None:
         buf = io.BytesIO()
         np.savez(
-            buf, fine=self.fine, fine_to_coarse=self.fine_to_coarse, coarse=self.coarse,
+            buf,
+            fine=self.fine,
+            fine_to_coarse=self.fine_to_coarse,
+            coarse=self.coarse,
             meta=np.frombuffer(orjson.dumps(self.meta), dtype=np.uint8),
         )
         storage.write_bytes_atomic(uri, buf.getvalue(), **storage_options)
@@ -156,6 +163,13 @@ def fit_centres(
         coarse = kmeans(fine, n_coarse, niter, seed, nredo=COARSE_REDO)
         labels, _ = nearest(fine, coarse)
     info = dict(meta or {})
-    info.update(n_fine=n_fine, n_coarse=n_coarse, balanced=balanced, niter=niter, seed=seed,
-                sample_rows=len(sample), dim=int(sample.shape[1]))
+    info.update(
+        n_fine=n_fine,
+        n_coarse=n_coarse,
+        balanced=balanced,
+        niter=niter,
+        seed=seed,
+        sample_rows=len(sample),
+        dim=int(sample.shape[1]),
+    )
     return Centres(fine, labels.astype(np.int64), coarse, info)

@@ -8,6 +8,7 @@
   routing/<name>.json                       expert weights for a task's class names
   _work/embeddings/<shard>.npy              caption embeddings of a curated shard (row order kept)
   _work/sample/<shard>.npy                  that shard's rows drawn for the k-means sample
+  _work/tasks/<task>/<key>.json             task results (JSON with a checksum; the cache)
 """
 
 from __future__ import annotations
@@ -58,3 +59,7 @@ class ModeLayout:
 
     def sample(self, shard: str) -> str:
         return join(self.root, "_work", "sample", f"{shard}.npy")
+
+    def task_result(self, task: str, key: str) -> str:
+        """A task's result, as data: metaclip.results.store_result."""
+        return join(self.root, "_work", "tasks", task, f"{key}.json")

@@ -28,13 +28,15 @@ def cluster_report(
     experts = []
     for j in range(k):
         members = np.flatnonzero(centres.fine_to_coarse == j)
-        experts.append({
-            "expert": j,
-            "pairs": int(in_sizes[j]),
-            "outside_added": int(added[j]),
-            "fine_clusters": members.tolist(),
-            "examples": merge_examples([r["examples"][j] for r in assigned], n_examples),
-        })
+        experts.append(
+            {
+                "expert": j,
+                "pairs": int(in_sizes[j]),
+                "outside_added": int(added[j]),
+                "fine_clusters": members.tolist(),
+                "examples": merge_examples([r["examples"][j] for r in assigned], n_examples),
+            }
+        )
     return {
         "pairs": int(in_sizes.sum()),
         "expert_sizes": in_sizes.tolist(),

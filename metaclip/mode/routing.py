@@ -40,7 +40,9 @@ def softmax(x: np.ndarray) -> np.ndarray:
 
 
 def expert_weights(
-    distances: np.ndarray, experts: np.ndarray, n_experts: int,
+    distances: np.ndarray,
+    experts: np.ndarray,
+    n_experts: int,
     params: RoutingParams = RoutingParams(),  # noqa: B008 - frozen, so a shared default is safe
 ) -> np.ndarray:
     """The formula above, from each class's nearest-centre distance and expert."""
@@ -68,7 +70,9 @@ def read_class_names(source: str | Sequence[str], **storage_options: Any) -> lis
 
 
 def route(
-    class_names: Sequence[str], centres: Centres, encoder: str | None = None,
+    class_names: Sequence[str],
+    centres: Centres,
+    encoder: str | None = None,
     params: RoutingParams = RoutingParams(),  # noqa: B008
     device: str | None = None,
 ) -> dict[str, Any]:

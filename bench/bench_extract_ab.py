@@ -1,0 +1,91 @@
+"""Extraction speed of this tree against another commit's, on the same files, interleaved.
+
+The machine is shared and its speed drifts by 2x over an hour, so absolute MB/s from different
+hours do not compare; this runs the two trees' extractors one after the other in fresh
+processes (best of N CPU seconds each) and reports the ratio. The other commit is checked out
+into a temporary git worktree; both use this virtual environment's packages.
+
+    python bench/bench_extract_ab.py --base da76c9b --repeat 3
+    python bench/bench_extract_ab.py --base da76c9b --only wat
+
+Writes bench/results/extract_ab.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+DATA = REPO / "bench" / "data"
+FILES = {
+    "wat": DATA / "bench-300MB-seed0.warc.wat.gz",
+    "warc": DATA / "bench-300MB-seed0.warc.gz",
+}
+# Run in the tree under test: CPU seconds of one extraction, and what it produced.
+PROBE = """
+import json, sys, time
+kind, path = sys.argv[1], sys.argv[2]
+if kind == "wat":
+    from metaclip.wat import extract_wat_file as extract
+else:
+    from metaclip.warc import extract_warc_file as extract
+started = time.process_time()
+table, stats = extract(path)
+print(json.dumps({"cpu_s": time.process_time() - started, "pairs": table.num_rows,
+                  "records": stats.records, "skipped": dict(stats.skipped)}))
+"""
+
+
+def run_once(tree: Path, kind: str, path: Path) -> dict:
+    out = subprocess.run(
+        [sys.executable, "-c", PROBE, kind, str(path)],
+        cwd=tree, env={"PYTHONPATH": str(tree), "PATH": "/usr/bin:/bin"},
+        check=True, capture_output=True, text=True,
+    )  # fmt: skip
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--base", required=True, help="the commit to compare with")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--only", choices=sorted(FILES))
+    args = parser.parse_args()
+    kinds = [args.only] if args.only else sorted(FILES)
+    results: dict[str, dict] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        base = Path(tmp) / "base"
+        subprocess.run(["git", "worktree", "add", "--detach", str(base), args.base],
+                       cwd=REPO, check=True, capture_output=True)  # fmt: skip
+        try:
+            for kind in kinds:
+                runs: dict[str, list[dict]] = {"base": [], "this": []}
+                for _ in range(args.repeat):
+                    runs["base"].append(run_once(base, kind, FILES[kind]))
+                    runs["this"].append(run_once(REPO, kind, FILES[kind]))
+                best = {name: min(r["cpu_s"] for r in rs) for name, rs in runs.items()}
+                results[kind] = {
+                    "base_commit": args.base,
+                    "best_cpu_s": best,
+                    "ratio_this_over_base": round(best["this"] / best["base"], 3),
+                    "pairs": {name: rs[0]["pairs"] for name, rs in runs.items()},
+                    "runs": runs,
+                }
+                print(f"{kind}: base {best['base']:.2f} s, this {best['this']:.2f} s, "
+                      f"ratio {best['this'] / best['base']:.3f}, pairs "
+                      f"{results[kind]['pairs']}")  # fmt: skip
+        finally:
+            subprocess.run(["git", "worktree", "remove", "--force", str(base)], cwd=REPO,
+                           check=False, capture_output=True)  # fmt: skip
+    out = REPO / "bench" / "results" / "extract_ab.json"
+    out.write_text(json.dumps(results, indent=1) + "\n")
+    print(out)
+
+
+if __name__ == "__main__":
+    main()
