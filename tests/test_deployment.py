@@ -64,8 +64,15 @@ class Stack:
         assert done.returncode == 0, f"prefect {' '.join(args)}:\n{done.stdout}\n{done.stderr}"
         return done.stdout
 
-    def get(self, path: str) -> Any:
-        return httpx.get(f"{self.api}{path}", timeout=30).raise_for_status().json()
+    def get(self, path: str, attempts: int = 4) -> Any:
+        """GET, tolerating a server that stalls for a while (SQLite on 2 busy cores in CI)."""
+        for attempt in range(attempts):
+            try:
+                return httpx.get(f"{self.api}{path}", timeout=30).raise_for_status().json()
+            except httpx.TimeoutException:
+                if attempt == attempts - 1:
+                    raise
+        raise AssertionError("unreachable")
 
     def post(self, path: str, body: dict[str, Any]) -> Any:
         return httpx.post(f"{self.api}{path}", json=body, timeout=30).raise_for_status().json()
