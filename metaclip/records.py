@@ -152,7 +152,6 @@ class _MemberReader:
         self.base = 0  # file offset of data[0]
         self.pos = 0  # next unread byte in data
         self.eof = False
-        self.stream_from: int | None = None  # set when the rest is one stream (see records)
         # Bytes from this offset stay in the buffer: the start of the member being decompressed,
         # where a resync after its damage begins (bounded: a member over the cap clears it).
         self.keep_from: int | None = None
