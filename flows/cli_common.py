@@ -90,15 +90,21 @@ def _log_traceback() -> Path:
     return path
 
 
-def json_option(name: str, value: str | None) -> dict[str, Any] | None:
-    if value is None:
-        return None
+def _json_object(name: str, value: str, example: str, not_json: str) -> dict[str, Any]:
+    """A CLI option's JSON object, or one line and exit 2."""
     try:
         parsed = json.loads(value)
     except json.JSONDecodeError:
-        fail(f"{name}: not JSON: {value!r}")
+        fail(f"{name}: {not_json}: {value!r}")
     if not isinstance(parsed, dict):
-        fail(f"{name}: must be a JSON object, like '{{\"anon\": true}}'")
+        fail(f"{name}: must be a JSON object, like '{example}'")
+    return parsed
+
+
+def json_option(name: str, value: str | None) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    parsed = _json_object(name, value, '{"anon": true}', "not JSON")
     _refuse_credentials(lambda: parse_options(name, parsed))
     return parsed
 
@@ -107,13 +113,7 @@ def limits_option(value: str | None) -> dict[str, Any] | None:
     """--limits: a JSON object of per-record extraction limits; the flow checks the values."""
     if value is None:
         return None
-    try:
-        parsed = json.loads(value)
-    except json.JSONDecodeError:
-        fail(f"--limits: is not a JSON object: {value!r}")
-    if not isinstance(parsed, dict):
-        fail("--limits: must be a JSON object, like '{\"max_text_chars\": 2000}'")
-    return parsed
+    return _json_object("--limits", value, '{"max_text_chars": 2000}', "is not a JSON object")
 
 
 def _refuse_credentials(check: Any) -> None:

@@ -46,6 +46,8 @@ FIRST_WINDOW = 4096  # compressed bytes first given to a member's decompressor (
 PROBE_BYTES = 1024  # compressed bytes decompressed to tell a real member from a chance magic
 MAX_PROBE_BYTES = 64 * 1024  # ... when its gzip header is longer than that
 SKIP_STEP = 2**20  # decompressed bytes per step while an oversized member is dropped
+# The header line of each record type, as Common Crawl writes it (counting skipped records).
+_TYPE_LINES = {t: f"WARC-Type: {t}".encode() for t in ("metadata", "response", "request")}
 _FIELDS = re.compile(rb"\n(content-length|warc-type|warc-target-uri)[ \t]*:([^\r\n]*)", re.I)
 _NAMES = [(k, b"\n" + n + b":") for k, n in (
     ("content-length", b"Content-Length"), ("warc-type", b"WARC-Type"),
@@ -470,7 +472,7 @@ def _framed(
     if marker is not None and marker not in data:  # nothing to yield: count, do not parse
         if not data.startswith(b"WARC/"):
             stats.skip("record_header_invalid")
-        elif data.find(b"WARC-Type: " + wanted.encode(), 0, limits.max_header_bytes) > 0:
+        elif data.find(_TYPE_LINES[wanted], 0, limits.max_header_bytes) > 0:
             stats.records += 1
         return
     while pos < len(data):
