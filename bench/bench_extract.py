@@ -7,7 +7,7 @@
 Every reader runs in this one process, one after the other on the same file, single-threaded;
 the figure is compressed MB (10^6 B) per CPU second of this process (= per core), wall time too.
 
-* ours        metaclip.wat.extract_wat_file / metaclip.warc.extract_warc_file (PAIRS table out)
+* ours        extraction.wat.extract_wat_file / extraction.warc.extract_warc_file (PAIRS out)
 * reference   MetaCLIP's own readers, re-typed from MetaCLIP's metaclip/cc_matching.py
               (WATCurator: gzip line loop, json.loads per record, urljoin, sha224, dedup;
               WARCCurator: warcio + selectolax per page; lexbor, as selectolax 1.0 dropped Modest),
@@ -15,7 +15,7 @@ the figure is compressed MB (10^6 B) per CPU second of this process (= per core)
               adds cost)
 * floor       decompress and parse, nothing else: fastwarc + orjson.loads of every metadata record
               (WAT); fastwarc + LexborHTMLParser of every response body (WARC)
-* LID         metaclip.lid.keep_languages(pairs, ["en"]) on the pairs ours extracted
+* LID         metaclip.extraction.lid.keep_languages(pairs, ["en"]) on the pairs ours extracted
 """
 
 from __future__ import annotations
@@ -36,9 +36,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.common import save_result  # noqa: E402
-from metaclip.lid import LanguageIdentifier, keep_languages  # noqa: E402
-from metaclip.warc import extract_warc_file  # noqa: E402
-from metaclip.wat import extract_wat_file  # noqa: E402
+from metaclip.extraction.lid import LanguageIdentifier, keep_languages  # noqa: E402
+from metaclip.extraction.warc import extract_warc_file  # noqa: E402
+from metaclip.extraction.wat import extract_wat_file  # noqa: E402
 
 BENCH_DATA = REPO / "bench" / "data"
 KOI = ["alt", "title", "data-image-title"]

@@ -31,9 +31,9 @@ PROBE = """
 import json, sys, time
 kind, path = sys.argv[1], sys.argv[2]
 if kind == "wat":
-    from metaclip.wat import extract_wat_file as extract
+    from metaclip.extraction.wat import extract_wat_file as extract
 else:
-    from metaclip.warc import extract_warc_file as extract
+    from metaclip.extraction.warc import extract_warc_file as extract
 started = time.process_time()
 table, stats = extract(path)
 print(json.dumps({"cpu_s": time.process_time() - started, "pairs": table.num_rows,

@@ -3,7 +3,7 @@
   python bench/bench_html_soup.py [--sizes 1,8] [--timeout 20] [--only div_span ...]
 
 Each pattern is a page of that many MB (10^6 characters) made of one construct repeated, the
-soups metaclip/htmlpage.py bounds (its docstring says why each is super-linear, or is not).
+soups extraction/htmlpage.py bounds (its docstring says why each is super-linear, or is not).
 
 * lexbor      LexborHTMLParser(page) alone, the parse as it was before the bound (default
               options: with DOM mutation events), in a child process limited to --timeout
@@ -41,8 +41,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.common import DATA, save_result  # noqa: E402
-from metaclip import htmlpage  # noqa: E402
-from metaclip.pairs import ExtractStats, PairBuffer  # noqa: E402
+from metaclip.extraction import htmlpage  # noqa: E402
+from metaclip.extraction.pairs import ExtractStats, PairBuffer  # noqa: E402
 
 MB = 1_000_000
 PAGES_TAR = DATA / "html-pages" / "trafilatura-tests-cache-110pages.tar.gz"

@@ -28,11 +28,14 @@ import pyarrow.compute as pc
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import save_result  # noqa: E402
-from metaclip import curation, storage  # noqa: E402
-from metaclip.buckets import split_by_bucket  # noqa: E402
-from metaclip.paths import OutputLayout  # noqa: E402
-from metaclip.results import write_json  # noqa: E402
-from metaclip.schemas import MATCHED  # noqa: E402
+from metaclip.curation.dedup import build_bucket_index, process_bucket  # noqa: E402
+from metaclip.curation.partition import split_by_bucket  # noqa: E402
+from metaclip.curation.reduce import reduce_counts, reduction_plan, write_entry_counts  # noqa: E402
+from metaclip.curation.sample import sample_bucket  # noqa: E402
+from metaclip.io import storage
+from metaclip.io.paths import OutputLayout  # noqa: E402
+from metaclip.io.results import write_json  # noqa: E402
+from metaclip.io.schemas import MATCHED  # noqa: E402
 
 N_ENTRIES = 500_000
 CAPTIONS = Path(__file__).resolve().parents[1] / "tests" / "data" / "captions"
@@ -130,8 +133,8 @@ def run_stages(out: Path, n_buckets: int, manifests: list[str]) -> list[dict]:
     layout = OutputLayout(str(out))
     stages = []
     with MemorySampler() as mem:
-        index = curation.build_bucket_index(manifests, layout.bucket_index("x" * 16))["uri"]
-        buckets = [curation.process_bucket(b, index, str(out)) for b in range(n_buckets)]
+        index = build_bucket_index(manifests, layout.bucket_index("x" * 16))["uri"]
+        buckets = [process_bucket(b, index, str(out)) for b in range(n_buckets)]
     stages.append({"stage": "index_dedup_count", "seconds": mem.seconds,
                    "peak_rss_mb": mem.peak_mb, "stage_growth_mb": mem.growth_mb,
                    "pairs_in": sum(b["pairs_in"] for b in buckets),
@@ -140,14 +143,14 @@ def run_stages(out: Path, n_buckets: int, manifests: list[str]) -> list[dict]:
     with MemorySampler() as mem:
         leaves = [b["counts_uri"] for b in buckets]
         total = ""
-        for level in curation.reduction_plan(leaves, layout, 16):
-            total = [curation.reduce_counts(g, o)["uri"] for g, o in level][-1]
-        counts = curation.write_entry_counts(total, str(out / "metadata.json"),
+        for level in reduction_plan(leaves, layout, 16):
+            total = [reduce_counts(g, o)["uri"] for g, o in level][-1]
+        counts = write_entry_counts(total, str(out / "metadata.json"),
                                              layout.entry_counts)["uri"]
     stages.append({"stage": "reduce_counts", "seconds": mem.seconds, "peak_rss_mb": mem.peak_mb,
                    "stage_growth_mb": mem.growth_mb})
     with MemorySampler() as mem:
-        sampled = [curation.sample_bucket(b["bucket"], str(out), counts, 20_000 / 400, 0,
+        sampled = [sample_bucket(b["bucket"], str(out), counts, 20_000 / 400, 0,
                                           dedup_uris=b["dedup_uris"]) for b in buckets]
     stages.append({"stage": "sample", "seconds": mem.seconds, "peak_rss_mb": mem.peak_mb,
                    "stage_growth_mb": mem.growth_mb,

@@ -28,7 +28,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from metaclip.watgen import (  # noqa: E402 - needs the repo on sys.path when run as a script
+from tools.watgen import (  # noqa: E402 - needs the repo on sys.path when run as a script
     WatWriter,
     decode_html,
     guess_page_uri,

@@ -29,6 +29,7 @@ from prefect import Task, flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 
 from metaclip.config import BuildMetadataConfig
+from metaclip.io.paths import lock_uri
 from metaclip.metadata.inspection import source_table
 from metaclip.metadata.manifest import AsData
 from metaclip.metadata.ngrams import NgramBatch
@@ -36,7 +37,6 @@ from metaclip.metadata.plan import BuildPlan, Thresholds, plan_build
 from metaclip.metadata.pmi import JoinedPartition, ScoredPartition, UnigramPartition
 from metaclip.metadata.sources import SourceList
 from metaclip.metadata.titles import TitleBatch
-from metaclip.paths import lock_uri
 from metaclip_prefect.flows.runners import (
     CHECKED_BY_CONFIG,
     DeferredDaskTaskRunner,

@@ -19,7 +19,7 @@ os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")
 # The temporary local API (no PREFECT_API_URL) may start slowly on a busy machine.
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
 
-from metaclip.balance import DEFAULT_T  # noqa: E402
+from metaclip.curation.balance import DEFAULT_T  # noqa: E402
 from metaclip.errors import UserError  # noqa: E402
 from metaclip_prefect.flows.cli_common import (  # noqa: E402
     EXIT_USAGE,
@@ -222,9 +222,9 @@ def unlock(
     A run renews its lease every few minutes; one not renewed for METACLIP_LEASE_TTL_S
     (600 s) is stale, and the next run takes it over by itself. Use --force only when you know
     the holder is dead (for example, a machine that is off)."""
-    from metaclip import lease
     from metaclip.config import check_output_location, parse_options
-    from metaclip.paths import OutputLayout
+    from metaclip.io import lease
+    from metaclip.io.paths import OutputLayout
 
     try:
         uri = OutputLayout(check_output_location("output", output)).lock

@@ -52,7 +52,7 @@ def _with_progress(console: Console) -> Any:
 
 
 def _table(title: str, headers: list[str], rows: Iterable[list[Any]]) -> Table:
-    from metaclip.datacard import format_value
+    from metaclip.reporting.datacard import format_value
 
     table = Table(title=title)
     for i, header in enumerate(headers):
@@ -63,7 +63,7 @@ def _table(title: str, headers: list[str], rows: Iterable[list[Any]]) -> Table:
 
 
 def _print_card(console: Console, card: dict[str, Any]) -> None:
-    from metaclip.datacard import overview_rows
+    from metaclip.reporting.datacard import overview_rows
 
     console.print(_table(f"data card: {card['output']}", ["", "value"], overview_rows(card)))
     rows = [[e["entry"], e["count"], e.get("after", "n/a"), e.get("expected_after", "n/a")]
@@ -98,7 +98,7 @@ def stats_command(
     ] = True,
 ) -> None:
     """Print a run's data card: entry distribution, tail share p, expected size against t."""
-    from metaclip import datacard
+    from metaclip.reporting import datacard
 
     console = Console()
     try:
@@ -129,7 +129,7 @@ def compare_command(
     ] = None,
 ) -> None:
     """Compare two runs: entries that moved into or out of the head, and how p moved."""
-    from metaclip import datacard
+    from metaclip.reporting import datacard
 
     try:
         _check(t, 1.0, [], top)

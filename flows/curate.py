@@ -15,16 +15,28 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 
-from metaclip import completion, crawls, curation, storage, summary
-from metaclip.balance import DEFAULT_T
-from metaclip.buckets import CorruptIntermediateError
 from metaclip.config import CurateConfig, Stores
-from metaclip.counts import read_entry_counts
-from metaclip.curation.plan import RunSettings
+from metaclip.curation import completion, crawls
+from metaclip.curation.balance import DEFAULT_T
+from metaclip.curation.batch import batches_digest
+from metaclip.curation.counts import read_entry_counts
+from metaclip.curation.partition import CorruptIntermediateError
+from metaclip.curation.plan import (
+    RunSettings,
+    auto_buckets,
+    check_store,
+    default_store_tag,
+    make_batches,
+    preflight,
+    store_buckets,
+)
 from metaclip.curation.record import write_run_record
-from metaclip.lid import DEFAULT_LANGUAGES
-from metaclip.paths import OutputLayout
-from metaclip.results import write_json
+from metaclip.curation.reduce import reduction_plan
+from metaclip.extraction.lid import DEFAULT_LANGUAGES
+from metaclip.io import storage
+from metaclip.io.paths import OutputLayout
+from metaclip.io.results import write_json
+from metaclip.reporting import summary
 from metaclip_prefect.flows.runners import (
     CHECKED_BY_CONFIG,
     DeferredDaskTaskRunner,
@@ -83,7 +95,7 @@ def curate(
     and never changes the output. exclude_store: uuids curated by earlier runs (earlier dumps),
     left out here; this run's are added. languages: keep texts fastText identifies as one of
     these (the MetaCLIP recipe: English); None or [] keeps every language. limits: the
-    per-record extraction limits that differ from the defaults, by name (metaclip.limits,
+    per-record extraction limits that differ from the defaults, by name (metaclip.extraction.limits,
     docs/operations.md "Limits"), e.g. {"max_text_chars": 2000}.
 
     *_options: fsspec options of each location (inputs and the crawl, metadata, output,
@@ -131,17 +143,17 @@ def plan_run(config: CurateConfig, stores: Stores) -> tuple[RunSettings, list[st
         inputs += crawls.wat_inputs(
             config.crawl_data_root, config.crawl, config.max_files, **_crawl_options(config, stores)
         )
-    meta, files = curation.preflight(
+    meta, files = preflight(
         inputs, config.metadata, config.input_format, stores.metadata, **stores.inputs
     )
     n_buckets = config.n_buckets
     if n_buckets is None:
-        from_store = config.exclude_store and curation.store_buckets(
+        from_store = config.exclude_store and store_buckets(
             config.exclude_store, **stores.exclude_store
         )
-        n_buckets = from_store or curation.auto_buckets(len(files))
+        n_buckets = from_store or auto_buckets(len(files))
     if config.exclude_store:
-        curation.check_store(config.exclude_store, n_buckets, **stores.exclude_store)
+        check_store(config.exclude_store, n_buckets, **stores.exclude_store)
     settings = RunSettings(
         output=config.output,
         metadata_uri=meta.uri,
@@ -153,7 +165,7 @@ def plan_run(config: CurateConfig, stores: Stores) -> tuple[RunSettings, list[st
         seed=config.seed,
         one_text_per_image=config.one_text_per_image,
         exclude_store=config.exclude_store,
-        store_tag=config.store_tag or curation.default_store_tag(config.output),
+        store_tag=config.store_tag or default_store_tag(config.output),
         batch_size=config.batch_size,
         reduce_fanout=config.reduce_fanout,
         limits=config.limits,
@@ -184,7 +196,7 @@ def curate_batches(
     started = time.perf_counter()
     batch_calls = [
         {"batch_id": batch_id, "files": batch, "settings": s}
-        for batch_id, batch in curation.make_batches(files, s.batch_size)
+        for batch_id, batch in make_batches(files, s.batch_size)
     ]
     batches = _stage(extract_and_match, batch_calls, stores, s.output)
     seconds["extract_and_match"] = time.perf_counter() - started
@@ -264,7 +276,7 @@ def _stage(task: Any, calls: list[dict[str, Any]], stores: Stores, output: str) 
 def _dedup_buckets(
     batches: list[dict[str, Any]], s: RunSettings, stores: Stores
 ) -> list[dict[str, Any]]:
-    digest = curation.batches_digest(batches)
+    digest = batches_digest(batches)
     index_call = {
         "manifest_uris": [b["manifest_uri"] for b in batches], "batches_digest": digest,
         "out_uri": OutputLayout(s.output).bucket_index(digest), "settings": s,
@@ -280,7 +292,7 @@ def _global_counts(leaves: list[str], s: RunSettings, stores: Stores) -> str:
     """Tree reduction: no task ever holds more than `reduce_fanout` partial counts."""
     layout = OutputLayout(s.output)
     total_uri = ""
-    for level in curation.reduction_plan(leaves, layout, s.reduce_fanout):
+    for level in reduction_plan(leaves, layout, s.reduce_fanout):
         calls = [{"uris": group, "out_uri": out, "settings": s} for group, out in level]
         total_uri = _stage(reduce_counts, calls, stores, s.output)[-1]["uri"]
     call = {"total_uri": total_uri, "out_uri": layout.entry_counts, "settings": s}

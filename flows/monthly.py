@@ -1,7 +1,7 @@
 """The monthly service flow: curate the newest CommonCrawl dump that is not curated yet.
 
 collinfo.json -> the newest crawl ids -> skip those with <output_root>/<crawl>/summary.json ->
-curate the first whose output is not leased by another run (metaclip.lease: one writer per
+curate the first whose output is not leased by another run (metaclip.io.lease: one writer per
 output) into <output_root>/<crawl>/. Deployed as `curate-new-crawl/monthly`
 (deployments/prefect.yaml) with a deployment concurrency limit of 1; the lease also stops a
 manual run of the same crawl. The curation runs inside this flow run, so its tasks, progress
@@ -19,11 +19,11 @@ from typing import Any
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from metaclip import crawls
-from metaclip.balance import DEFAULT_T
 from metaclip.config import MonthlyConfig
+from metaclip.curation import crawls
+from metaclip.curation.balance import DEFAULT_T
 from metaclip.errors import UserError
-from metaclip.lease import OutputBusyError
+from metaclip.io.lease import OutputBusyError
 from metaclip_prefect.flows.curate import run_curation
 from metaclip_prefect.flows.runners import (
     CHECKED_BY_CONFIG,

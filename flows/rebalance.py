@@ -13,14 +13,16 @@ from typing import Any
 
 from prefect import flow
 
-from metaclip import curation, results, storage
 from metaclip.config import RebalanceConfig
-from metaclip.counts import read_entry_counts
-from metaclip.curation.plan import RunSettings
+from metaclip.curation.counts import read_entry_counts
+from metaclip.curation.dedup import dedup_parts
+from metaclip.curation.plan import RunSettings, default_store_tag
 from metaclip.curation.record import read_run_record, write_run_record
+from metaclip.curation.sample import rebalanced_summary
 from metaclip.errors import UserError
-from metaclip.limits import ExtractLimits
-from metaclip.paths import OutputLayout
+from metaclip.extraction.limits import ExtractLimits
+from metaclip.io import results, storage
+from metaclip.io.paths import OutputLayout
 from metaclip_prefect.flows.curate import finish_run, run_outputs, sample_buckets
 from metaclip_prefect.flows.runners import (
     CHECKED_BY_CONFIG,
@@ -58,13 +60,13 @@ def run_rebalance(config: RebalanceConfig) -> dict[str, Any]:
         layout = OutputLayout(config.output)
         storage.remove(layout.completion, **stores.output)  # it no longer describes the output
         buckets = [
-            {"bucket": b, "dedup_uris": curation.dedup_parts(record, b)}
+            {"bucket": b, "dedup_uris": dedup_parts(record, b)}
             for b in range(settings.n_buckets)
         ]
         started = time.perf_counter()
         sampled = sample_buckets(buckets, record["counts_uri"], settings, stores)
         counts, _ = read_entry_counts(record["counts_uri"], **stores.output)
-        result = curation.rebalanced_summary(
+        result = rebalanced_summary(
             old, sampled, counts, settings.t, settings.seed, time.perf_counter() - started
         )
         result["outputs"] = run_outputs(layout)  # this output's, wherever it was copied from
@@ -97,7 +99,7 @@ def _settings(record: dict[str, Any], config: RebalanceConfig) -> RunSettings:
         seed=int(record["seed"]) if config.seed is None else config.seed,
         one_text_per_image=bool(record.get("one_per_image", True)),
         exclude_store=record.get("exclude_store"),
-        store_tag=record.get("store_tag") or curation.default_store_tag(config.output),
+        store_tag=record.get("store_tag") or default_store_tag(config.output),
         batch_size=int(record.get("batch_size", 16)),
         reduce_fanout=int(record.get("reduce_fanout", 16)),
         limits=_limits(record),

@@ -25,9 +25,9 @@ from prefect.runtime import flow_run
 from prefect.states import Failed, State
 from prefect_dask import DaskTaskRunner
 
-from metaclip import lease
 from metaclip.config import ClusterConfig
 from metaclip.errors import UserError
+from metaclip.io import lease
 
 # A cluster manager for every flow, set where the flows run (a work pool's env, a shell):
 #   METACLIP_DASK_CLUSTER         import path, e.g. dask_jobqueue.SLURMCluster or
@@ -150,7 +150,7 @@ def run_has_ended(owner: str) -> bool:
 
 @contextmanager
 def output_lease(output_lock_uri: str, **storage_options: Any) -> Iterator[None]:
-    """Hold an output's lease for the block (metaclip.lease); OutputBusyError if another live
+    """Hold an output's lease for the block (metaclip.io.lease); OutputBusyError if another live
     run holds it."""
     owner = run_owner()
     with lease.held(output_lock_uri, owner, owner_ended=run_has_ended, **storage_options):

@@ -16,7 +16,7 @@ from typing import Any
 from prefect import Task, get_run_logger
 from prefect.futures import PrefectFuture
 
-from metaclip.results import changed_outputs
+from metaclip.io.results import changed_outputs
 
 Calls = Sequence[Mapping[str, Any]]
 

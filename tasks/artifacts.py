@@ -28,8 +28,8 @@ from prefect.artifacts import (
 from prefect.context import FlowRunContext, TaskRunContext
 from prefect.logging import get_run_logger
 
-from metaclip import storage
-from metaclip.summary import limits_line
+from metaclip.io import storage
+from metaclip.reporting.summary import limits_line
 
 log = logging.getLogger(__name__)
 
@@ -153,7 +153,7 @@ def summary_markdown(summary: Mapping[str, Any], output: str) -> str:
         ("Balancing", [(k, summary[k]) for k in BALANCING if k in summary]
          + [(f"rebalanced.{k}", v) for k, v in rebalanced.items()]),
         ("Metadata", [(f"metadata.{k}", v) for k, v in meta.items()]),
-        ("Extraction limits (metaclip.limits)", [("limits", limits_line(summary["limits"]))]
+        ("Extraction limits (extraction.limits)", [("limits", limits_line(summary["limits"]))]
          if "limits" in summary else []),
         ("Skipped inputs, by reason", list((summary.get("skipped") or {}).items())),
         ("Seconds (wall per stage, then CPU summed over tasks)", _seconds(summary)),

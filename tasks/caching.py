@@ -1,5 +1,5 @@
-"""Task caching for the project: keys from metaclip.cachekeys (the one recipe), results as
-data under the run's own output (metaclip.results.store_result), never pickles.
+"""Task caching for the project: keys from metaclip.io.cachekeys (the one recipe), results as
+data under the run's own output (metaclip.io.results.store_result), never pickles.
 
 `cached_run(...)` is the body of every cached task (curation, metadata, data experts): it
 returns the stored result of the same work (key: the task's name, the parameters that change
@@ -24,10 +24,10 @@ from typing import Any
 from prefect.cache_policies import NO_CACHE
 from prefect.states import Completed, State
 
-from metaclip.cachekeys import file_identity, make_key
 from metaclip.config import StorageConfig
-from metaclip.paths import OutputLayout
-from metaclip.results import load_result, store_result
+from metaclip.io.cachekeys import file_identity, make_key
+from metaclip.io.paths import OutputLayout
+from metaclip.io.results import load_result, store_result
 from metaclip_prefect.tasks.credentials import resolve
 from metaclip_prefect.tasks.retry import IO_TASK_OPTIONS
 

@@ -9,7 +9,8 @@ from typing import Any
 from prefect import task
 from prefect.states import State
 
-from metaclip import curation
+from metaclip.curation import batch, dedup, reduce
+from metaclip.curation import sample as sampling
 from metaclip.curation.plan import RunSettings
 from metaclip_prefect.tasks.caching import DATA_CACHED_TASK, cached_run
 from metaclip_prefect.tasks.credentials import stores_for
@@ -28,7 +29,7 @@ def extract_and_match(
               "limits": s.limits.to_dict()}
     return cached_run(
         "extract-and-match", s.output, params,
-        lambda: curation.process_batch(
+        lambda: batch.process_batch(
             files, batch_id, s.output, s.metadata_uri, s.metadata_sha256, s.n_buckets,
             s.input_format, s.languages, stores, s.limits,
         ),
@@ -45,7 +46,7 @@ def index_buckets(
     stores = stores_for(settings.storage, settings.exclude_store)
     return cached_run(
         "index-buckets", settings.output, {"batches_digest": batches_digest, "out_uri": out_uri},
-        lambda: curation.build_bucket_index(manifest_uris, out_uri, **stores.output),
+        lambda: dedup.build_bucket_index(manifest_uris, out_uri, **stores.output),
         output_options=stores.output, refresh=refresh,
     )  # fmt: skip
 
@@ -60,7 +61,7 @@ def dedup_and_count(
               "store_tag": s.store_tag}  # fmt: skip
     return cached_run(
         "dedup-and-count", s.output, params,
-        lambda: curation.process_bucket(
+        lambda: dedup.process_bucket(
             bucket, index_uri, s.output, s.exclude_store, s.store_tag, stores
         ),
         files=[index_uri], file_options=stores.output, output_options=stores.output,
@@ -75,7 +76,7 @@ def reduce_counts(
     stores = stores_for(settings.storage, settings.exclude_store)
     return cached_run(
         "reduce-counts", settings.output, {"out_uri": out_uri},
-        lambda: curation.reduce_counts(uris, out_uri, **stores.output),
+        lambda: reduce.reduce_counts(uris, out_uri, **stores.output),
         files=uris, file_options=stores.output, output_options=stores.output, refresh=refresh,
     )  # fmt: skip
 
@@ -89,7 +90,7 @@ def write_entry_counts(
     return cached_run(
         "write-entry-counts", s.output,
         {"out_uri": out_uri, "metadata_sha256": s.metadata_sha256},
-        lambda: curation.write_entry_counts(
+        lambda: reduce.write_entry_counts(
             total_uri, s.metadata_uri, out_uri, stores.metadata, **stores.output
         ),
         files=[total_uri], file_options=stores.output, output_options=stores.output,
@@ -110,7 +111,7 @@ def sample(
               "store_tag": s.store_tag}  # fmt: skip
     return cached_run(
         "sample", s.output, params,
-        lambda: curation.sample_bucket(
+        lambda: sampling.sample_bucket(
             bucket, s.output, counts_uri, s.t, s.seed, s.one_text_per_image, s.exclude_store,
             s.store_tag, stores, dedup_uris,
         ),

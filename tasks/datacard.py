@@ -9,8 +9,9 @@ from typing import Any, TypeVar
 import orjson
 from prefect.artifacts import create_markdown_artifact
 
-from metaclip import datacard, storage
-from metaclip.transient import is_transient
+from metaclip.io import storage
+from metaclip.io.transient import is_transient
+from metaclip.reporting import datacard
 from metaclip_prefect.tasks.artifacts import artifact_key, location, publish, run_logger
 from metaclip_prefect.tasks.retry import RETRIES, RETRY_DELAYS
 

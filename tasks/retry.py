@@ -1,11 +1,11 @@
-"""Retry only what may pass: throttling, 5xx, resets, timeouts (see metaclip.transient)."""
+"""Retry only what may pass: throttling, 5xx, resets, timeouts (see metaclip.io.transient)."""
 
 from __future__ import annotations
 
 import os
 from typing import Any
 
-from metaclip.transient import is_transient
+from metaclip.io.transient import is_transient
 
 RETRIES = 4
 # Seconds before each retry; METACLIP_RETRY_DELAYS="0,0,0,0" makes tests fast.

@@ -15,9 +15,9 @@ import pytest
 from matplotlib import image as mpimg
 from prefect.types.names import raise_on_name_alphanumeric_dashes_only
 
-from metaclip import datacard
-from metaclip.limits import DEFAULT_LIMITS
-from metaclip.summary import build_summary, limits_line
+from metaclip.extraction.limits import DEFAULT_LIMITS
+from metaclip.reporting import datacard
+from metaclip.reporting.summary import build_summary, limits_line
 from metaclip_prefect.tasks import artifacts
 from metaclip_prefect.tasks import datacard as datacard_task
 from metaclip_prefect.tasks.artifacts import (

@@ -7,8 +7,8 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from metaclip import balance
-from metaclip.counts import SparseCounts
+from metaclip.curation import balance
+from metaclip.curation.counts import SparseCounts
 from tests.naive import naive_counts, naive_keep_probability
 
 

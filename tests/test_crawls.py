@@ -1,4 +1,4 @@
-"""metaclip.crawls: the crawl list, the choice of crawl, per-crawl paths and the lock file."""
+"""metaclip.curation.crawls: the crawl list, the choice of crawl, per-crawl paths, the lock."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from metaclip import crawls, lease
+from metaclip.curation import crawls
 from metaclip.errors import UserError
+from metaclip.io import lease
 
 COLLINFO = [  # the shape of index.commoncrawl.org/collinfo.json, deliberately out of order
     {"id": "CC-MAIN-2024-10", "name": "February/March 2024 Index"},

@@ -14,10 +14,12 @@ import typer
 from matplotlib import image as mpimg
 from typer.testing import CliRunner
 
-from metaclip import balance, datacard, expected_size, storage
-from metaclip.counts import SparseCounts, entry_counts_table
+from metaclip.curation import balance
+from metaclip.curation.counts import SparseCounts, entry_counts_table
 from metaclip.errors import UserError
-from metaclip.schemas import CURATED
+from metaclip.io import storage
+from metaclip.io.schemas import CURATED
+from metaclip.reporting import datacard, expected_size
 from metaclip_prefect.flows.cli_stats import register
 from tests.naive import naive_keep_probability
 

@@ -31,7 +31,8 @@ import pytest
 import yaml
 from prefect import Flow
 
-from metaclip import crawls, lease
+from metaclip.curation import crawls
+from metaclip.io import lease
 from metaclip_prefect.flows.monthly import curate_new_crawl
 from metaclip_prefect.tasks.artifacts import artifact_key
 

@@ -15,9 +15,9 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from metaclip.balance import uniform_draws
-from metaclip.counts import read_entry_counts
-from metaclip.wat import extract_wat_file
+from metaclip.curation.balance import uniform_draws
+from metaclip.curation.counts import read_entry_counts
+from metaclip.extraction.wat import extract_wat_file
 from metaclip_prefect.flows.curate import curate
 from tests.naive import naive_counts, naive_keep_probability, naive_match
 
@@ -315,7 +315,7 @@ def test_crawl_id_expands_to_its_wat_files(first_run, metadata, tmp_path):
 
 
 def test_english_only_keeps_english_texts(metadata, tmp_path):
-    from metaclip.lid import LanguageIdentifier
+    from metaclip.extraction.lid import LanguageIdentifier
 
     summary = run(tmp_path / "en", metadata, languages=["en"])
     captions = pq.read_table(tmp_path / "en" / "curated")["caption"]
@@ -326,7 +326,7 @@ def test_english_only_keeps_english_texts(metadata, tmp_path):
 
 def test_wat_and_warc_inputs_together(metadata, tmp_path):
     """The format of each input is taken from its name; both feed the same stages."""
-    from metaclip.warc import extract_warc_file
+    from metaclip.extraction.warc import extract_warc_file
 
     warcs = sorted(str(p) for p in (WAT.parent / "warc").glob("dolma-*.warc.gz"))
     summary = run(tmp_path / "mixed", metadata, inputs=[*FILES, *warcs], n_buckets=2)

@@ -39,7 +39,8 @@ def forker():
     """A forkserver that has imported the extractors: each case runs in a fresh child of it."""
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload(
-        ["metaclip.wat", "metaclip.warc", "metaclip.curation.batch", "tests.hostile.corpus"]
+        ["metaclip.extraction.wat", "metaclip.extraction.warc", "metaclip.curation.batch",
+         "tests.hostile.corpus"]
     )
     return ctx
 

@@ -1,4 +1,4 @@
-"""A page's parse is bounded whatever its markup (metaclip.htmlpage: needs_scan, nesting_cut and
+"""A page's parse is bounded whatever its markup (extraction.htmlpage: needs_scan, nesting_cut and
 its model of lexbor's tree builder): tag soups of 1 MB, seeded fuzz against lexbor itself, and
 the real pages of tests/data, which are never cut.
 
@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 from selectolax.lexbor import LexborHTMLParser
 
-from metaclip import htmlpage
-from metaclip.htmlpage import add_html_page, decode_html, needs_scan, nesting_cut
-from metaclip.pairs import ExtractStats
+from metaclip.extraction import htmlpage
+from metaclip.extraction.htmlpage import add_html_page, decode_html, needs_scan, nesting_cut
+from metaclip.extraction.pairs import ExtractStats
 
 DATA = Path(__file__).parent / "data"
 URL = "https://example.com/page.html"

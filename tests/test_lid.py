@@ -9,10 +9,10 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from metaclip import lid
-from metaclip.lid import LanguageIdentifier, bundled_model_path, keep_languages
-from metaclip.schemas import PAIRS
-from metaclip.warc import extract_warc_file
+from metaclip.extraction import lid
+from metaclip.extraction.lid import LanguageIdentifier, bundled_model_path, keep_languages
+from metaclip.extraction.warc import extract_warc_file
+from metaclip.io.schemas import PAIRS
 
 DATA = Path(__file__).parent / "data"
 

@@ -1,4 +1,4 @@
-"""Per-record extraction limits (metaclip.limits) as a run parameter: checked into the run's
+"""Per-record extraction limits (extraction.limits) as a run parameter: checked into the run's
 configuration before any work (one line, a UserError), carried by RunSettings to the extractor,
 part of the extraction tasks' cache keys, of the run key and work record, shown in the summary
 and the data card. The CLI and the hostile-value table through the API and the CLI are in
@@ -16,13 +16,13 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from metaclip import completion, datacard
 from metaclip.config import CurateConfig, check_limits
-from metaclip.curation import batch
+from metaclip.curation import batch, completion
 from metaclip.curation.plan import RunSettings
 from metaclip.errors import UserError
-from metaclip.limits import DEFAULT_LIMITS, ExtractLimits
-from metaclip.summary import limits_line
+from metaclip.extraction.limits import DEFAULT_LIMITS, ExtractLimits
+from metaclip.reporting import datacard
+from metaclip.reporting.summary import limits_line
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "metaclip" / "demo_data"
@@ -134,18 +134,18 @@ def test_limits_are_in_the_record_and_the_run_key(tmp_path):
 def test_limits_change_the_extract_task_cache_key(tmp_path, monkeypatch):
     """The same batch with other limits is extracted again, not taken from the cache; the
     settings' limits are what process_batch is given."""
-    import metaclip.curation as curation
     from metaclip_prefect.tasks.curate import extract_and_match
 
     calls: list[ExtractLimits] = []
+    real = inspect.signature(batch.process_batch)
 
     def fake_process_batch(*args: Any, **kwargs: Any) -> dict[str, Any]:
-        params = inspect.signature(batch.process_batch).bind(*args, **kwargs)
+        params = real.bind(*args, **kwargs)
         params.apply_defaults()
         calls.append(params.arguments["limits"])
         return {"batch_id": "b0", "pairs_matched": 0}
 
-    monkeypatch.setattr(curation, "process_batch", fake_process_batch)
+    monkeypatch.setattr(batch, "process_batch", fake_process_batch)
     short = ExtractLimits(max_text_chars=20)
 
     def run(limits: ExtractLimits) -> str:
@@ -181,7 +181,7 @@ def test_extract_files_gives_the_limits_to_every_extractor(monkeypatch):
 
 
 def test_the_extractors_take_limits():
-    """The contract extract_files relies on (metaclip.wat, metaclip.warc)."""
+    """The contract extract_files relies on (metaclip.extraction.wat, metaclip.extraction.warc)."""
     for extract in (batch.extract_wat_file, batch.extract_warc_file):
         parameter = inspect.signature(extract).parameters.get("limits")
         assert parameter is not None, extract.__module__

@@ -267,8 +267,8 @@ def test_hostile_parameters_exit_2_in_one_line(
 
 
 def test_a_second_writer_of_an_output_is_refused(tmp_path: Path) -> None:
-    from metaclip import lease
-    from metaclip.paths import lock_uri
+    from metaclip.io import lease
+    from metaclip.io.paths import lock_uri
 
     extra = tmp_path / "extra.txt"
     extra.write_text("entry\n")

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from moto.server import ThreadedMotoServer
 
-from metaclip import storage
+from metaclip.io import storage
 from metaclip.metadata.build import build_metadata_files
 from metaclip.metadata.load import load_metadata
 from metaclip.metadata.ngrams import count_text_batch

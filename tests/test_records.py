@@ -13,11 +13,11 @@ import zlib
 import orjson
 import pytest
 
-from metaclip.limits import ExtractLimits
-from metaclip.pairs import ExtractStats
-from metaclip.records import READ_SIZE, iter_records
-from metaclip.warc import extract_warc_file
-from metaclip.wat import extract_wat_file
+from metaclip.extraction.limits import ExtractLimits
+from metaclip.extraction.pairs import ExtractStats
+from metaclip.extraction.records import READ_SIZE, iter_records
+from metaclip.extraction.warc import extract_warc_file
+from metaclip.extraction.wat import extract_wat_file
 
 SMALL = ExtractLimits(max_record_bytes=256 * 1024, max_inflate_bytes=1024 * 1024)
 

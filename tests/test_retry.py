@@ -9,7 +9,7 @@ import pytest
 from prefect import flow
 
 from metaclip.curation.plan import RunSettings
-from metaclip.transient import is_transient
+from metaclip.io.transient import is_transient
 from tests.support import flaky
 
 WAT = Path(__file__).parent / "data" / "wat" / "fixture-0000.warc.wat.gz"

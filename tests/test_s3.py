@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 import s3fs
 
-from metaclip.cachekeys import file_identity
+from metaclip.io.cachekeys import file_identity
 from metaclip_prefect.flows.curate import curate
 
 WAT = Path(__file__).parent / "data" / "wat"

@@ -22,8 +22,8 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from metaclip import lease
 from metaclip.errors import UserError
+from metaclip.io import lease
 from metaclip_prefect.flows.cli import app
 from metaclip_prefect.flows.curate import curate
 from metaclip_prefect.flows.monthly import curate_new_crawl

@@ -4,7 +4,7 @@ import hashlib
 
 import pytest
 
-from metaclip.urls import clean_text, image_uuid, page_base, resolve_image_url
+from metaclip.extraction.urls import clean_text, image_uuid, page_base, resolve_image_url
 
 PAGE = "https://example.com/dir/page.html"
 

@@ -17,12 +17,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from metaclip.htmlpage import add_html_page, decode_html
-from metaclip.limits import ExtractLimits
-from metaclip.pairs import ExtractStats, PairBuffer
-from metaclip.schemas import PAIRS
-from metaclip.warc import dechunk, extract_warc_file, split_http
-from metaclip.wat import extract_wat_file
+from metaclip.extraction.htmlpage import add_html_page, decode_html
+from metaclip.extraction.limits import ExtractLimits
+from metaclip.extraction.pairs import ExtractStats, PairBuffer
+from metaclip.extraction.warc import dechunk, extract_warc_file, split_http
+from metaclip.extraction.wat import extract_wat_file
+from metaclip.io.schemas import PAIRS
 
 DATA = Path(__file__).parent / "data"
 WARC = DATA / "warc"

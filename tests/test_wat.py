@@ -16,16 +16,16 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from metaclip.pairs import ExtractStats
-from metaclip.schemas import PAIRS
-from metaclip.wat import (
+from metaclip.extraction.pairs import ExtractStats
+from metaclip.extraction.wat import (
     HTML_MARKER,
     _image_links,
     extract_wat_file,
     image_links_from_bytes,
     iter_wat_json,
 )
-from metaclip.watgen import WatWriter, decode_html, truncate_gzip_member
+from metaclip.io.schemas import PAIRS
+from tools.watgen import WatWriter, decode_html, truncate_gzip_member
 
 DATA = Path(__file__).parent / "data"
 WAT = DATA / "wat"

@@ -1,4 +1,4 @@
-"""Tests of metaclip.watgen and of the committed real / derived test data.
+"""Tests of tools.watgen and of the committed real / derived test data.
 
 Links in the WAT fixture are checked against an independent html.parser pass over the same real
 pages (tests/data/wat/pages); the WAT shape is checked against real Common Crawl WAT records
@@ -22,8 +22,8 @@ from typing import Any
 import pytest
 from fastwarc.warc import ArchiveIterator, WarcRecordType
 
-from metaclip import watgen
-from metaclip.watgen import WatWriter, html_to_wat_links
+from tools import watgen
+from tools.watgen import WatWriter, html_to_wat_links
 
 DATA = Path(__file__).parent / "data"
 REAL = DATA / "real"

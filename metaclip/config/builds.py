@@ -26,13 +26,13 @@ from metaclip.config.checks import (
 from metaclip.config.curation import ClusterConfig
 from metaclip.config.storage import StorageConfig, check_read_write_storage
 from metaclip.errors import UserError
+from metaclip.experts.assign import N_EXAMPLES
+from metaclip.experts.embedding import BATCH_SIZE, DEFAULT_ENCODER, DTYPES, POOLER_PREFIX
+from metaclip.experts.inputs import SAMPLE_SIZE
+from metaclip.experts.kmeans import N_COARSE, N_FINE, N_ITER
+from metaclip.io.storage import join as storage_join
 from metaclip.metadata.ngrams import COUNT_LAYOUTS, TEXT_FORMATS
 from metaclip.metadata.sources import SOURCE_NAMES
-from metaclip.mode.assign import N_EXAMPLES
-from metaclip.mode.embedding import BATCH_SIZE, DEFAULT_ENCODER, DTYPES, POOLER_PREFIX
-from metaclip.mode.inputs import SAMPLE_SIZE
-from metaclip.mode.kmeans import N_COARSE, N_FINE, N_ITER
-from metaclip.storage import join as storage_join
 
 _PAGEVIEW_DOMAIN = re.compile(r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$")
 MAX_PARTITIONS = 4096

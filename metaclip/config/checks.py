@@ -11,9 +11,9 @@ from typing import Any
 
 import orjson
 
-from metaclip.crawls import crawl_sort_key
+from metaclip.curation.crawls import crawl_sort_key
 from metaclip.errors import UserError
-from metaclip.limits import DEFAULT_LIMITS, ExtractLimits
+from metaclip.extraction.limits import DEFAULT_LIMITS, ExtractLimits
 
 # Option names that carry credentials, at any depth of a storage-options object (lowercase).
 SECRET_OPTION_NAMES = frozenset({
@@ -194,7 +194,7 @@ MAX_LIMIT = 2**63 - 1  # a limit is stored in JSON (summary, cache keys) as a 64
 
 
 def check_limits(name: str, value: Any) -> ExtractLimits:
-    """Per-record extraction limits (metaclip.limits): a mapping of some of ExtractLimits'
+    """Per-record extraction limits (extraction.limits): a mapping of some of ExtractLimits'
     fields, or a JSON object as text (a deployment's `{{ $VAR }}`); None or {} is the defaults."""
     if value is None or value == "":
         return DEFAULT_LIMITS

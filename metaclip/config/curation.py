@@ -7,7 +7,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from metaclip.balance import DEFAULT_T
 from metaclip.config.checks import (
     _fail,
     check_choice,
@@ -24,9 +23,10 @@ from metaclip.config.checks import (
     parse_options,
 )
 from metaclip.config.storage import StorageConfig
-from metaclip.crawls import DATA_ROOT
+from metaclip.curation.balance import DEFAULT_T
+from metaclip.curation.crawls import DATA_ROOT
 from metaclip.errors import UserError
-from metaclip.limits import DEFAULT_LIMITS, ExtractLimits
+from metaclip.extraction.limits import DEFAULT_LIMITS, ExtractLimits
 
 INPUT_FORMATS = ("wat", "warc", "auto")
 MAX_BUCKETS = 4096
@@ -61,7 +61,7 @@ class ClusterConfig:
 class CurateConfig:
     """The curate flow's parameters, checked. `inputs` holds what the user named (files, globs,
     folders); the crawl's WAT list is added by the flow's preflight. `limits`: the per-record
-    extraction limits (metaclip.limits), given as a mapping of the non-default ones."""
+    extraction limits (metaclip.extraction.limits), given as a mapping of the non-default ones."""
 
     inputs: tuple[str, ...]
     metadata: str
@@ -253,7 +253,7 @@ class MonthlyConfig:
         return self.curate_config(PROBE_CRAWL).storage
 
     def curate_config(self, crawl_id: str) -> CurateConfig:
-        from metaclip.crawls import crawl_output
+        from metaclip.curation.crawls import crawl_output
 
         return CurateConfig.from_params(
             **self.curate,

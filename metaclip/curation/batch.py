@@ -13,19 +13,20 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from metaclip import buckets, storage
 from metaclip.config import Stores
+from metaclip.curation import partition as buckets
 from metaclip.curation.plan import format_of
-from metaclip.lid import LanguageIdentifier, keep_languages
-from metaclip.limits import DEFAULT_LIMITS, ExtractLimits
+from metaclip.extraction.lid import LanguageIdentifier, keep_languages
+from metaclip.extraction.limits import DEFAULT_LIMITS, ExtractLimits
+from metaclip.extraction.pairs import ExtractStats, concat_pairs
+from metaclip.extraction.warc import extract_warc_file
+from metaclip.extraction.wat import extract_wat_file
+from metaclip.io import storage
+from metaclip.io.paths import OutputLayout
+from metaclip.io.results import peak_rss_mb, write_json, written
+from metaclip.io.schemas import ENTRY_IDS, LANGUAGE
 from metaclip.matching import Matcher, get_matcher
 from metaclip.metadata import load_metadata
-from metaclip.pairs import ExtractStats, concat_pairs
-from metaclip.paths import OutputLayout
-from metaclip.results import peak_rss_mb, write_json, written
-from metaclip.schemas import ENTRY_IDS, LANGUAGE
-from metaclip.warc import extract_warc_file
-from metaclip.wat import extract_wat_file
 
 Extractor = Callable[..., tuple[pa.Table, ExtractStats]]
 EXTRACTORS: dict[str, Extractor] = {"wat": extract_wat_file, "warc": extract_warc_file}
@@ -49,7 +50,7 @@ def extract_files(
     limits: ExtractLimits = DEFAULT_LIMITS,
     **storage_options: Any,
 ) -> tuple[pa.Table, ExtractStats]:
-    """Every file's pairs, each file read within the per-record `limits` (metaclip.limits)."""
+    """Every file's pairs, each file read within the per-record `limits` (extraction.limits)."""
     stats = ExtractStats()
     tables = []
     for uri in files:
@@ -83,7 +84,7 @@ def process_batch(
     """Extract and match a batch of files; write its matched pairs split by uuid bucket.
 
     `languages`: keep only texts that fastText identifies as one of these (None: keep all).
-    `limits`: the per-record extraction limits (metaclip.limits).
+    `limits`: the per-record extraction limits (metaclip.extraction.limits).
 
     The manifest is written last: a batch without one is unfinished and read by no one.
     """

@@ -9,13 +9,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from metaclip import storage
 from metaclip.config import StorageConfig
 from metaclip.errors import UserError
-from metaclip.limits import DEFAULT_LIMITS, ExtractLimits
+from metaclip.extraction.limits import DEFAULT_LIMITS, ExtractLimits
+from metaclip.io import storage
+from metaclip.io.paths import StoreLayout
+from metaclip.io.results import read_json, write_json
 from metaclip.metadata import Metadata, load_metadata
-from metaclip.paths import StoreLayout
-from metaclip.results import read_json, write_json
 
 INPUT_SUFFIXES: dict[str, tuple[str, ...]] = {
     "wat": (".wat.gz", ".wat"),

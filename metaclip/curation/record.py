@@ -8,10 +8,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from metaclip import storage
 from metaclip.errors import UserError
-from metaclip.paths import OutputLayout
-from metaclip.results import read_json, write_json
+from metaclip.io import storage
+from metaclip.io.paths import OutputLayout
+from metaclip.io.results import read_json, write_json
 
 
 def _relative(root: str, uri: str) -> str:

@@ -11,14 +11,15 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from metaclip import balance, storage
 from metaclip.config import Stores
-from metaclip.counts import read_entry_counts
-from metaclip.curation.bucket import dedup_parts
+from metaclip.curation import balance
+from metaclip.curation.counts import read_entry_counts
+from metaclip.curation.dedup import dedup_parts
 from metaclip.curation.record import read_run_record
-from metaclip.paths import OutputLayout, StoreLayout
-from metaclip.results import written
-from metaclip.schemas import curated_from_matched
+from metaclip.io import storage
+from metaclip.io.paths import OutputLayout, StoreLayout
+from metaclip.io.results import written
+from metaclip.io.schemas import curated_from_matched
 
 _PROBS: dict[tuple[str, float], np.ndarray] = {}
 

@@ -23,8 +23,9 @@ from typing import Any
 
 import orjson
 
-from metaclip import PIPELINE_VERSION, __version__, storage
+from metaclip import PIPELINE_VERSION, __version__
 from metaclip.errors import UserError
+from metaclip.io import storage
 from metaclip.metadata.load import load_metadata, parse_metadata
 from metaclip.metadata.sources import SOURCE_NAMES, SourceList, read_entries
 from metaclip.metadata.streams import InputDigest, sha256sums

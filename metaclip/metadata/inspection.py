@@ -9,8 +9,8 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from metaclip import storage
 from metaclip.errors import MetadataError
+from metaclip.io import storage
 from metaclip.metadata.load import load_metadata
 
 

@@ -12,8 +12,8 @@ from typing import Any
 
 import orjson
 
-from metaclip import storage
 from metaclip.errors import MetadataError
+from metaclip.io import storage
 
 
 @dataclass(frozen=True)

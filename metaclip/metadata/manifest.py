@@ -1,7 +1,7 @@
 """Small JSON manifests that mark a unit of work as done, and the results of the metadata
 tasks as JSON data (to_dict / from_dict of each result type go through here).
 
-Work outputs live in content-addressed folders (named by metaclip.cachekeys.make_key over their
+Work outputs live in content-addressed folders (named by metaclip.io.cachekeys.make_key over their
 inputs' identities and parameters); a manifest is written last, atomically, so its presence means
 the folder is complete and a rerun may reuse it, with or without the task's stored result.
 """
@@ -13,7 +13,7 @@ from typing import Any, Self, TypeVar
 
 import orjson
 
-from metaclip import storage
+from metaclip.io import storage
 from metaclip.metadata.streams import InputDigest
 
 T = TypeVar("T")

@@ -27,8 +27,8 @@ import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from metaclip import storage
 from metaclip.errors import UserError
+from metaclip.io import storage
 from metaclip.metadata import manifest
 from metaclip.metadata.streams import InputDigest, open_text, peek_lines
 from metaclip.metadata.text import BREAK, tokens_with_breaks

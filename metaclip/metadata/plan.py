@@ -1,7 +1,7 @@
 """Planning a metadata build: check the options, expand the inputs and cut them into batches.
 
 Every unit of work gets a content-addressed place under the work folder (named by
-metaclip.cachekeys.make_key over its input files' identities and the parameters that change its
+metaclip.io.cachekeys.make_key over its input files' identities and the parameters that change its
 output), so a rerun, or a run that adds input files, reuses whatever is already done. The work
 folder (inside the output) also holds the tasks' results, as JSON data with a checksum
 (`task_result`): `<work>/tasks/<task>/<key>.json`.
@@ -14,9 +14,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from metaclip import storage
-from metaclip.cachekeys import make_key
 from metaclip.errors import UserError
+from metaclip.io import storage
+from metaclip.io.cachekeys import make_key
 from metaclip.metadata.ngrams import COUNT_LAYOUTS, TEXT_FORMATS
 from metaclip.metadata.streams import batch_by_size, file_sizes
 from metaclip.metadata.text import TOKENIZER_VERSION
@@ -65,7 +65,7 @@ class BuildPlan:
 
 
 def task_result(work_dir: str, task: str, key: str) -> str:
-    """A build task's result, as data (metaclip.results.store_result), in the work folder."""
+    """A build task's result, as data (metaclip.io.results.store_result), in the work folder."""
     return storage.join(work_dir, "tasks", task, f"{key}.json")
 
 

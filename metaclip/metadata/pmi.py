@@ -23,7 +23,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from metaclip import storage
+from metaclip.io import storage
 from metaclip.metadata import manifest
 from metaclip.metadata.ngrams import (
     BIGRAM_SCHEMA,

@@ -13,8 +13,8 @@ from typing import Any
 
 import pyarrow as pa
 
-from metaclip import storage
-from metaclip.cachekeys import file_identity
+from metaclip.io import storage
+from metaclip.io.cachekeys import file_identity
 from metaclip.metadata.manifest import AsData
 from metaclip.metadata.streams import InputDigest
 

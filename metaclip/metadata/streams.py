@@ -1,4 +1,4 @@
-"""Reading metadata inputs through metaclip.storage: decompression by suffix, a sha256 of the
+"""Reading metadata inputs through metaclip.io.storage: decompression by suffix, a sha256 of the
 bytes as stored computed while they are read (so checksums cost no second pass), and batching
 of input files into tasks of similar size."""
 
@@ -15,8 +15,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import IO, Any
 
-from metaclip import storage
 from metaclip.errors import UserError
+from metaclip.io import storage
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from typing import IO, Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from metaclip import storage
+from metaclip.io import storage
 from metaclip.metadata import manifest
 from metaclip.metadata.sources import SourceList, write_source_list
 from metaclip.metadata.streams import HashedInput, InputDigest

@@ -25,8 +25,8 @@ from typing import Any
 
 import pyarrow as pa
 
-from metaclip import storage
 from metaclip.errors import UserError
+from metaclip.io import storage
 from metaclip.metadata.sources import SourceList, write_source_list
 from metaclip.metadata.streams import HashedInput, InputDigest
 

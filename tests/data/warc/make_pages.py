@@ -4,7 +4,7 @@
       /work/shared/data/html-pages/trafilatura-tests-cache-110pages.tar.gz
 
 Each .html.gz decompresses to the tarball member byte for byte. The URI is the page's
-canonical / og:url (metaclip.watgen.guess_page_uri), as for the WAT fixtures.
+canonical / og:url (tools.watgen.guess_page_uri), as for the WAT fixtures.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import json
 import sys
 from pathlib import Path
 
-from metaclip.watgen import decode_html, guess_page_uri, html_to_wat_links, iter_tar_pages
+from tools.watgen import decode_html, guess_page_uri, html_to_wat_links, iter_tar_pages
 
 PAGES = (
     "befifty.montauk.html",  # <base href>, 75 <img>

@@ -22,7 +22,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[2]
 sys.path.insert(0, str(REPO))
 
-from metaclip.watgen import (  # noqa: E402 - needs the repo on sys.path when run as a script
+from tools.watgen import (  # noqa: E402 - needs the repo on sys.path when run as a script
     Layout,
     WatWriter,
     decode_html,

@@ -1,0 +1,138 @@
+"""Per-shard work after embedding: drawing the k-means sample, assigning pairs to experts.
+
+Each curated shard gives one Parquet file per expert: its in-cluster pairs, plus (optionally)
+a share of out-of-cluster pairs as MoDE adds (2% in the paper) so each expert sees a little of
+the rest. Draws are deterministic per (seed, expert, uuid, caption): the same pairs whatever
+the workers or sharding.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from metaclip.curation.balance import uniform_draws
+from metaclip.experts.embedding import load_array, save_array
+from metaclip.experts.kmeans import Centres
+from metaclip.experts.paths import ModeLayout
+from metaclip.io import storage
+from metaclip.io.results import written
+from metaclip.io.schemas import CURATED
+
+# Expert parts: the curated columns (img2dataset reads url/caption) plus where the pair fell.
+EXPERT = (
+    CURATED.append(pa.field("fine_cluster", pa.int32(), nullable=False))
+    .append(pa.field("expert", pa.int16(), nullable=False))
+    .append(pa.field("in_cluster", pa.bool_(), nullable=False))
+)
+
+N_EXAMPLES = 8
+
+
+def sample_shard(
+    embeddings_uri: str,
+    out_uri: str,
+    rate: float,
+    seed: int,
+    shard_index: int,
+    **storage_options: Any,
+) -> dict[str, Any]:
+    """Keep each row with probability `rate` (seeded per shard) for the k-means sample."""
+    x = load_array(embeddings_uri, **storage_options)
+    rng = np.random.default_rng([seed, shard_index])
+    picked = x[rng.random(len(x)) < rate]
+    save_array(out_uri, picked, **storage_options)
+    return {
+        "sample_uri": out_uri,
+        "rows": len(picked),
+        "outputs": written([out_uri], **storage_options),
+    }
+
+
+def outside_mask(
+    uuids: list[str], captions: list[str], inside: np.ndarray, share: float, seed: int, expert: int
+) -> np.ndarray:
+    """Out-of-cluster rows added to `expert`: about share x (its in-cluster rows) of them."""
+    n_in, n_out = int(inside.sum()), int((~inside).sum())
+    if share <= 0 or n_out == 0:
+        return np.zeros(len(inside), dtype=bool)
+    rate = min(1.0, share * n_in / n_out)
+    draws = uniform_draws(seed, uuids, captions, purpose=f"mode-outside-{expert}")
+    return ~inside & (draws < rate)
+
+
+def _examples(
+    captions: list[str], x: np.ndarray, mask: np.ndarray, centre: np.ndarray, n: int
+) -> list[list]:
+    """The n captions of `mask` nearest `centre`, as [distance, caption].
+
+    The expert's coarse centre, not each pair's fine one: that shows the middle of the expert
+    rather than its tightest fine cluster (often near-duplicates of one narrow thing).
+    """
+    idx = np.flatnonzero(mask)
+    dist = np.linalg.norm(x[idx].astype(np.float32) - centre, axis=1)
+    order = np.argsort(dist, kind="stable")[:n]
+    return [[float(dist[j]), captions[idx[j]]] for j in order]
+
+
+def expert_table(
+    table: pa.Table, rows: np.ndarray, fine: np.ndarray, expert: int, inside: np.ndarray
+) -> pa.Table:
+    take = pa.array(rows, type=pa.int64())
+    part = table.select(CURATED.names).take(take)
+    return (
+        part.append_column(EXPERT.field("fine_cluster"), pa.array(fine[rows], pa.int32()))
+        .append_column(EXPERT.field("expert"), pa.array(np.full(len(rows), expert), pa.int16()))
+        .append_column(EXPERT.field("in_cluster"), pa.array(inside[rows], pa.bool_()))
+        .cast(EXPERT)
+    )
+
+
+def assign_shard(
+    curated_uri: str,
+    embeddings_uri: str,
+    centres_uri: str,
+    shard: str,
+    output: str,
+    outside_share: float = 0.0,
+    seed: int = 0,
+    n_examples: int = N_EXAMPLES,
+    *,
+    input_options: dict[str, Any] | None = None,
+    output_options: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Write this shard's part of every expert; return sizes and example captions. The
+    curated shard is read with `input_options`; embeddings, centres and the expert parts (all
+    under the MoDE output) with `output_options`."""
+    read, write = input_options or {}, output_options or {}
+    centres = Centres.load(centres_uri, **write)
+    table = storage.read_parquet(curated_uri, **read)
+    x = load_array(embeddings_uri, **write)
+    if len(x) != table.num_rows:
+        raise ValueError(f"{embeddings_uri} has {len(x)} rows, {curated_uri} {table.num_rows}")
+    fine, experts, _ = centres.assign(x)
+    uuids, captions = table["uuid"].to_pylist(), table["caption"].to_pylist()
+    layout = ModeLayout(output)
+    parts, in_sizes, out_sizes, examples = [], [], [], []
+    for k in range(centres.n_experts):
+        inside = experts == k
+        extra = outside_mask(uuids, captions, inside, outside_share, seed, k)
+        rows = np.flatnonzero(inside | extra)
+        uri = layout.expert_part(k, shard)
+        storage.write_parquet_atomic(uri, expert_table(table, rows, fine, k, inside), **write)
+        parts.append(uri)
+        in_sizes.append(int(inside.sum()))
+        out_sizes.append(int(extra.sum()))
+        examples.append(_examples(captions, x, inside, centres.coarse[k], n_examples))
+    return {
+        "shard": shard,
+        "rows": table.num_rows,
+        "parts": parts,
+        "in_cluster": in_sizes,
+        "outside_added": out_sizes,
+        "examples": examples,
+        "fine_sizes": np.bincount(fine, minlength=len(centres.fine)).tolist(),
+        "outputs": written(parts, **write),
+    }

@@ -1,0 +1,2 @@
+"""Reporting on a finished run: the summary (summary), the data card (datacard, with plots) and
+the exact expected curated size as a function of t (expected_size)."""
