@@ -59,9 +59,10 @@ JsonDict = dict[str, Any]
 Attrs = Sequence[tuple[str, str | None]]
 Transform = Callable[[bytes], bytes] | None
 
-SOFTWARE = "tools.watgen/0.1 (Common Crawl WAT layout of ia-web-commons 1.1.9/1.1.10)"
+# The generator's name as the committed fixtures and demo files carry it (it lived in metaclip/).
+SOFTWARE = "metaclip.watgen/0.1 (Common Crawl WAT layout of ia-web-commons 1.1.9/1.1.10)"
 DERIVED_NOTE = (
-    "derived: real saved web pages written in Common Crawl WAT format by tools.watgen; "
+    "derived: real saved web pages written in Common Crawl WAT format by metaclip.watgen; "
     "not a crawl, no request was made"
 )
 
