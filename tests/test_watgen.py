@@ -29,7 +29,7 @@ DATA = Path(__file__).parent / "data"
 REAL = DATA / "real"
 WAT = DATA / "wat"
 PAGES = WAT / "pages"
-DEMO = Path(watgen.__file__).parent / "demo_data"
+DEMO = Path(watgen.__file__).parents[1] / "metaclip" / "demo_data"
 REPO = Path(__file__).parents[1]
 
 
