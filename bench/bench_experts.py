@@ -31,6 +31,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from metaclip.config import ExpertsConfig, Stores  # noqa: E402
 from metaclip.experts.assign import assign_shard  # noqa: E402
 from metaclip.experts.embedding import embed_texts, load_encoder, save_array  # noqa: E402
 from metaclip.experts.kmeans import Centres, fit_centres  # noqa: E402
@@ -90,8 +91,8 @@ def bench_assign_io(centres: Centres, x: np.ndarray, texts: list[str]) -> dict:
         emb, cen = f"{tmp}/emb.npy", f"{tmp}/centres.npz"
         save_array(emb, x.astype(np.float16))
         centres.save(cen)
-        _, cpu, wall = cpu_timed(lambda: assign_shard(shard, emb, cen, "0000", f"{tmp}/out",
-                                                      outside_share=0.02))
+        settings = ExpertsConfig(tmp, f"{tmp}/out", outside_share=0.02)
+        _, cpu, wall = cpu_timed(lambda: assign_shard(settings, Stores(), shard, emb, cen, "0000"))
     return {"rows": len(x), "cpu_s": cpu, "wall_s": wall, "per_core_per_s": len(x) / cpu}
 
 

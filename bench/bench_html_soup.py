@@ -3,7 +3,7 @@
   python bench/bench_html_soup.py [--sizes 1,8] [--timeout 20] [--only div_span ...]
 
 Each pattern is a page of that many MB (10^6 characters) made of one construct repeated, the
-soups extraction/htmlpage.py bounds (its docstring says why each is super-linear, or is not).
+soups extraction/html/bound.py bounds (its docstring says why each is super-linear, or is not).
 
 * lexbor      LexborHTMLParser(page) alone, the parse as it was before the bound (default
               options: with DOM mutation events), in a child process limited to --timeout
@@ -41,7 +41,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.common import DATA, save_result  # noqa: E402
-from metaclip.extraction import htmlpage  # noqa: E402
+from metaclip.extraction.html import bound  # noqa: E402
+from metaclip.extraction.html.page import _PARSE_OPTIONS, add_html_page  # noqa: E402
 from metaclip.extraction.pairs import ExtractStats, PairBuffer  # noqa: E402
 
 MB = 1_000_000
@@ -143,14 +144,14 @@ PATTERNS: dict[str, tuple[str, Callable[[int], str]]] = {
 }
 
 BELOW: dict[str, Callable[[], str]] = {  # just under the limits that decide if the model runs
-    "select_div_under_scan": lambda: "<select>" + "<div>" * (htmlpage.SCAN_TAGS_ABOVE - 2),
-    "table_div_under_scan": lambda: "<table>" + "<div>" * (htmlpage.SCAN_TAGS_ABOVE - 2),
-    "ul_li_under_scan": lambda: "<ul><li>" * (htmlpage.SCAN_TAGS_ABOVE // 2 - 1),
+    "select_div_under_scan": lambda: "<select>" + "<div>" * (bound.SCAN_TAGS_ABOVE - 2),
+    "table_div_under_scan": lambda: "<table>" + "<div>" * (bound.SCAN_TAGS_ABOVE - 2),
+    "ul_li_under_scan": lambda: "<ul><li>" * (bound.SCAN_TAGS_ABOVE // 2 - 1),
     "div_b_clones_under_check": lambda: "".join(
-        f"<div><b id={i}></div>" for i in range(htmlpage.FORMATTING_CHECK_ABOVE // 3)
+        f"<div><b id={i}></div>" for i in range(bound.FORMATTING_CHECK_ABOVE // 3)
     ),
     "p_b_clones_under_check": lambda: "".join(
-        f"<p><b id={i}>x" for i in range(htmlpage.FORMATTING_CHECK_ABOVE // 2 - 1)
+        f"<p><b id={i}>x" for i in range(bound.FORMATTING_CHECK_ABOVE // 2 - 1)
     ),
 }
 
@@ -182,10 +183,10 @@ def ours(page: str) -> dict[str, Any]:
     stats = ExtractStats()
     buffer = PairBuffer("bench", stats)
     start = time.process_time()
-    cut = htmlpage.nesting_cut(page) if htmlpage.needs_scan(page) else None
+    cut = bound.nesting_cut(page) if bound.needs_scan(page) else None
     guard = time.process_time() - start
     start = time.process_time()
-    htmlpage.add_html_page(page, "https://example.com/", 0, buffer, stats)
+    add_html_page(page, "https://example.com/", 0, buffer, stats)
     total = time.process_time() - start
     return {
         "s": round(total, 3),
@@ -263,13 +264,13 @@ def bench_real(repeat: int) -> dict[str, Any]:
         stats = ExtractStats()
         buffer = PairBuffer("bench", stats)
         for page in pages:
-            htmlpage.add_html_page(page, "https://example.com/", 0, buffer, stats)
+            add_html_page(page, "https://example.com/", 0, buffer, stats)
 
     lexbor_s = best(lambda: [LexborHTMLParser(p) for p in pages])
     ours_s = best(add_all)
-    checks_s = best(lambda: [htmlpage.needs_scan(p) for p in pages])
-    scanned = [p for p in pages if htmlpage.needs_scan(p)]
-    cuts = sum(htmlpage.nesting_cut(p) is not None for p in scanned)
+    checks_s = best(lambda: [bound.needs_scan(p) for p in pages])
+    scanned = [p for p in pages if bound.needs_scan(p)]
+    cuts = sum(bound.nesting_cut(p) is not None for p in scanned)
     result = {
         "pages": len(pages),
         "mb": round(sum(map(len, pages)) / MB, 1),
@@ -297,11 +298,11 @@ def bench_below() -> dict[str, Any]:
     for name, make in BELOW.items():
         page = make()
         start = time.process_time()
-        LexborHTMLParser(page, **htmlpage._PARSE_OPTIONS)
+        LexborHTMLParser(page, **_PARSE_OPTIONS)
         seconds = time.process_time() - start
         out[name] = {
             "tags": page.count("<"),
-            "scanned": htmlpage.needs_scan(page),
+            "scanned": bound.needs_scan(page),
             "lexbor_s": round(seconds, 3),
         }
         print(
@@ -325,7 +326,7 @@ def main() -> None:
     sizes = [int(s) for s in args.sizes.split(",")]
     results: dict[str, Any] = {
         "limits": {
-            name: getattr(htmlpage, name)
+            name: getattr(bound, name)
             for name in (
                 "MAX_DEPTH",
                 "WORK_BUDGET",

@@ -28,10 +28,12 @@ import pyarrow.compute as pc
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import save_result  # noqa: E402
+from metaclip.config import Stores  # noqa: E402
 from metaclip.curation.dedup import build_bucket_index, process_bucket  # noqa: E402
 from metaclip.curation.partition import split_by_bucket  # noqa: E402
 from metaclip.curation.reduce import reduce_counts, reduction_plan, write_entry_counts  # noqa: E402
 from metaclip.curation.sample import sample_bucket  # noqa: E402
+from metaclip.curation.settings import RunSettings  # noqa: E402
 from metaclip.io import storage
 from metaclip.io.paths import OutputLayout  # noqa: E402
 from metaclip.io.results import write_json  # noqa: E402
@@ -131,10 +133,16 @@ def generate(rows: int, out: Path, batches: int, n_buckets: int) -> dict:
 
 def run_stages(out: Path, n_buckets: int, manifests: list[str]) -> list[dict]:
     layout = OutputLayout(str(out))
+    meta = str(out / "metadata.json")
+    settings = RunSettings(
+        inputs=(), metadata=meta, output=str(out), metadata_uri=meta, metadata_sha256="",
+        n_buckets=n_buckets, store_tag="bench", t=20_000 / 400,
+    )  # fmt: skip
+    stores = Stores()
     stages = []
     with MemorySampler() as mem:
-        index = build_bucket_index(manifests, layout.bucket_index("x" * 16))["uri"]
-        buckets = [process_bucket(b, index, str(out)) for b in range(n_buckets)]
+        index = build_bucket_index(settings, stores, manifests, layout.bucket_index("x" * 16))
+        buckets = [process_bucket(settings, stores, b, index["uri"]) for b in range(n_buckets)]
     stages.append({"stage": "index_dedup_count", "seconds": mem.seconds,
                    "peak_rss_mb": mem.peak_mb, "stage_growth_mb": mem.growth_mb,
                    "pairs_in": sum(b["pairs_in"] for b in buckets),
@@ -144,14 +152,13 @@ def run_stages(out: Path, n_buckets: int, manifests: list[str]) -> list[dict]:
         leaves = [b["counts_uri"] for b in buckets]
         total = ""
         for level in reduction_plan(leaves, layout, 16):
-            total = [reduce_counts(g, o)["uri"] for g, o in level][-1]
-        counts = write_entry_counts(total, str(out / "metadata.json"),
-                                             layout.entry_counts)["uri"]
+            total = [reduce_counts(settings, stores, g, o)["uri"] for g, o in level][-1]
+        counts = write_entry_counts(settings, stores, total, layout.entry_counts)["uri"]
     stages.append({"stage": "reduce_counts", "seconds": mem.seconds, "peak_rss_mb": mem.peak_mb,
                    "stage_growth_mb": mem.growth_mb})
     with MemorySampler() as mem:
-        sampled = [sample_bucket(b["bucket"], str(out), counts, 20_000 / 400, 0,
-                                          dedup_uris=b["dedup_uris"]) for b in buckets]
+        sampled = [sample_bucket(settings, stores, b["bucket"], counts, b["dedup_uris"])
+                   for b in buckets]
     stages.append({"stage": "sample", "seconds": mem.seconds, "peak_rss_mb": mem.peak_mb,
                    "stage_growth_mb": mem.growth_mb,
                    "kept": sum(s["rows_kept"] for s in sampled)})

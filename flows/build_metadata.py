@@ -115,8 +115,7 @@ def run_build(config: BuildMetadataConfig) -> dict[str, Any]:
     )  # fmt: skip
     with output_lease(lock_uri(config.output), **resolve(config.storage.output)):
         use_cluster(config.cluster)
-        stages = _Stages(config.output, plan.work_dir, config.refresh,
-                         resolve(config.storage.output))  # fmt: skip
+        stages = _Stages(config, resolve(config.storage.output))
         prov = build_sources(plan, config, stages)
     publish_provenance(prov, config.output)
     return {**prov, "task_results": stages.cache}
@@ -177,28 +176,27 @@ def _planned(plan: BuildPlan) -> list[str]:
 
 @dataclass(frozen=True)
 class _Stages:
-    """What every stage needs: the output (its progress artifacts name it), the work folder
-    (where task results are stored), whether to ignore the stored results, and the output's
-    resolved options (for the flow's own checks only: tasks resolve their own). `cache` counts
-    the stages' task results by how they were obtained."""
+    """What every stage needs: the run's configuration (every task's settings; its output
+    names the progress artifacts, its work folder holds the task results, its `refresh` ignores
+    them), and the output's resolved options (for the flow's own checks only: tasks resolve
+    their own). `cache` counts the stages' task results by how they were obtained."""
 
-    output: str
-    work_dir: str
-    refresh: bool
+    settings: BuildMetadataConfig
     output_opts: dict[str, Any] = field(repr=False)  # may hold a Secret block's credentials
     cache: dict[str, int] = field(default_factory=lambda: {"hit": 0, "computed": 0, "damaged": 0})
 
 
 def _run(task: Task, calls: Calls, stages: _Stages, kind: type[AsData]) -> list[Any]:
-    """task(**call) for each call, in parallel, each result read back as a `kind`; a cached
-    result whose outputs are gone or were overwritten since (result.intact() says) is computed
-    again, as flows/verified.py does for dict results. A progress artifact on the run follows
-    the stage."""
+    """task(settings=<the run's configuration>, **call) for each call, in parallel, each result
+    read back as a `kind`; a cached result whose outputs are gone or were overwritten since
+    (result.intact() says) is computed again, as flows/verified.py does for dict results. A
+    progress artifact on the run follows the stage."""
     if not calls:
         return []
     started = time.perf_counter()
-    progress = StageProgress(task.name, len(calls), stages.output)
-    calls = [{**call, "work_dir": stages.work_dir, "refresh": stages.refresh} for call in calls]
+    settings = stages.settings
+    progress = StageProgress(task.name, len(calls), settings.output)
+    calls = [{**call, "settings": settings, "refresh": settings.refresh} for call in calls]
     futures = [task.submit(**call) for call in calls]
     results = []
     for done, future in enumerate(futures, 1):
@@ -220,88 +218,70 @@ def _run(task: Task, calls: Calls, stages: _Stages, kind: type[AsData]) -> list[
 
 def build_sources(plan: BuildPlan, config: BuildMetadataConfig, stages: _Stages) -> dict[str, Any]:
     """Every source, then the merge: tasks of this flow run."""
-    storage = config.storage
     sources: list[SourceList] = []
     if plan.wordnet:
-        call = {"source": plan.wordnet, "key_files": plan.wordnet_files,
-                "uri": plan.source_uri("wordnet"), "storage": storage}  # fmt: skip
+        call = {"key_files": plan.wordnet_files, "uri": plan.source_uri("wordnet")}
         sources += _run(t.wordnet_source, [call], stages, SourceList)
-    sources += _ngram_sources(plan, config, stages)
-    sources += _title_source(plan, config, stages)
+    sources += _ngram_sources(plan, stages)
+    sources += _title_source(plan, stages)
     merged = t.merge_metadata.submit(
         sources=sources, output=plan.output, base=plan.base, extra=plan.extra,
-        max_entries=config.max_entries, storage=storage,
+        max_entries=config.max_entries, storage=config.storage,
     )  # fmt: skip
     return merged.result()
 
 
-def _ngram_sources(
-    plan: BuildPlan, config: BuildMetadataConfig, stages: _Stages
-) -> list[SourceList]:
+def _ngram_sources(plan: BuildPlan, stages: _Stages) -> list[SourceList]:
     if plan.ngram_stage is None:
         return []
-    stage, parts, th = plan.ngram_stage, plan.partitions, plan.thresholds
-    storage = config.storage
-    text_calls = [
-        {"files": j.files, "directory": j.target, "partitions": parts,
-         "max_items": config.max_items, "text_format": plan.text_format, "storage": storage}
-        for j in plan.text_jobs
-    ]  # fmt: skip
+    stage, parts = plan.ngram_stage, plan.partitions
+    text_calls = [{"files": j.files, "directory": j.target} for j in plan.text_jobs]
     count_calls = [
-        {"files": j.files, "kind": j.kind, "directory": j.target, "partitions": parts,
-         "max_items": config.max_items, "layout": plan.count_layout, "storage": storage}
-        for j in plan.count_jobs
-    ]  # fmt: skip
+        {"files": j.files, "kind": j.kind, "directory": j.target} for j in plan.count_jobs
+    ]
     batches = _run(t.count_text_batch, text_calls, stages, NgramBatch) + _run(
         t.count_file_batch, count_calls, stages, NgramBatch
     )
     unigrams = _run(
         t.reduce_unigrams,
-        [{"batches": batches, "partition": p, "stage": stage, "storage": storage}
-         for p in range(parts)],
+        [{"batches": batches, "partition": p, "stage": stage} for p in range(parts)],
         stages, UnigramPartition,
     )  # fmt: skip
     sources = []
     if plan.unigrams:
-        call = {"unigrams": unigrams, "batches": batches, "min_count": th.min_unigram_count,
-                "uri": plan.source_uri("unigram"), "storage": storage}  # fmt: skip
+        call = {"unigrams": unigrams, "batches": batches, "uri": plan.source_uri("unigram")}
         sources += _run(t.unigram_source, [call], stages, SourceList)
     if plan.bigrams:
-        pmi = th.min_bigram_pmi
         joined = _run(
             t.join_bigrams,
-            [{"batches": batches, "partition": p, "partitions": parts, "unigrams": unigrams,
-              "min_pmi": pmi, "stage": stage, "storage": storage} for p in range(parts)],
+            [{"batches": batches, "partition": p, "unigrams": unigrams, "stage": stage}
+             for p in range(parts)],
             stages, JoinedPartition,
         )  # fmt: skip
         scored = _run(
             t.score_bigrams,
-            [{"joined": joined, "partition": q, "unigrams": unigrams, "min_pmi": pmi,
-              "stage": stage, "storage": storage} for q in range(parts)],
+            [{"joined": joined, "partition": q, "unigrams": unigrams, "stage": stage}
+             for q in range(parts)],
             stages, ScoredPartition,
         )  # fmt: skip
         call = {"scored": scored, "joined": joined, "unigrams": unigrams, "batches": batches,
-                "min_pmi": pmi, "uri": plan.source_uri("bigram"), "storage": storage}  # fmt: skip
+                "uri": plan.source_uri("bigram")}  # fmt: skip
         sources += _run(t.bigram_source, [call], stages, SourceList)
     return sources
 
 
-def _title_source(
-    plan: BuildPlan, config: BuildMetadataConfig, stages: _Stages
-) -> list[SourceList]:
+def _title_source(plan: BuildPlan, stages: _Stages) -> list[SourceList]:
     if not plan.title_jobs:
         return []
-    th, storage = plan.thresholds, config.storage
     batches = _run(
         t.count_title_batch,
-        [{"files": j.files, "uri": j.target, "domains": plan.pageview_domains,
-          "min_hourly_views": th.min_hourly_views, "storage": storage}
-         for j in plan.title_jobs],
+        [{"files": j.files, "uri": j.target} for j in plan.title_jobs],
         stages, TitleBatch,
     )  # fmt: skip
-    params = {"domains": plan.pageview_domains, "min_hourly_views": th.min_hourly_views}
-    call = {"batches": batches, "params": params, "min_views": th.min_title_views,
-            "uri": plan.source_uri("title"), "storage": storage}  # fmt: skip
+    # How the batches counted, for the source's provenance.
+    params = {"domains": plan.pageview_domains,
+              "min_hourly_views": plan.thresholds.min_hourly_views}  # fmt: skip
+    call = {"batches": batches, "params": params, "uri": plan.source_uri("title")}
     return _run(t.title_source, [call], stages, SourceList)
 
 

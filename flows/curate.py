@@ -22,7 +22,6 @@ from metaclip.curation.batch import batches_digest
 from metaclip.curation.counts import read_entry_counts
 from metaclip.curation.partition import CorruptIntermediateError
 from metaclip.curation.plan import (
-    RunSettings,
     auto_buckets,
     check_store,
     default_store_tag,
@@ -32,6 +31,7 @@ from metaclip.curation.plan import (
 )
 from metaclip.curation.record import write_run_record
 from metaclip.curation.reduce import reduction_plan
+from metaclip.curation.settings import RunSettings
 from metaclip.extraction.lid import DEFAULT_LANGUAGES
 from metaclip.io import storage
 from metaclip.io.paths import OutputLayout
@@ -154,22 +154,12 @@ def plan_run(config: CurateConfig, stores: Stores) -> tuple[RunSettings, list[st
         n_buckets = from_store or auto_buckets(len(files))
     if config.exclude_store:
         check_store(config.exclude_store, n_buckets, **stores.exclude_store)
-    settings = RunSettings(
-        output=config.output,
+    settings = RunSettings.planned(
+        config,
         metadata_uri=meta.uri,
         metadata_sha256=meta.sha256,
         n_buckets=n_buckets,
-        input_format=config.input_format,
-        languages=config.languages,
-        t=config.t,
-        seed=config.seed,
-        one_text_per_image=config.one_text_per_image,
-        exclude_store=config.exclude_store,
         store_tag=config.store_tag or default_store_tag(config.output),
-        batch_size=config.batch_size,
-        reduce_fanout=config.reduce_fanout,
-        limits=config.limits,
-        storage=config.storage,
     )
     return settings, files
 
@@ -278,7 +268,7 @@ def _dedup_buckets(
 ) -> list[dict[str, Any]]:
     digest = batches_digest(batches)
     index_call = {
-        "manifest_uris": [b["manifest_uri"] for b in batches], "batches_digest": digest,
+        "manifest_uris": [b["manifest_uri"] for b in batches],
         "out_uri": OutputLayout(s.output).bucket_index(digest), "settings": s,
     }  # fmt: skip
     index_uri = gather_verified(index_buckets, [index_call], stores.for_written)[0]["uri"]

@@ -146,9 +146,7 @@ def build_experts(shards: list[str], rate: float, c: ExpertsConfig) -> dict[str,
     started = time.perf_counter()
     embedded = stage(
         embed_shard,
-        [{"curated_uri": s, "out_uri": layout.embeddings(i), "encoder": c.encoder,
-          "normalize": c.normalize, "dtype": c.dtype, "batch_size": c.batch_size,
-          "storage": c.storage, "output": c.output}
+        [{"curated_uri": s, "out_uri": layout.embeddings(i), "settings": c}
          for s, i in zip(shards, ids, strict=True)],
     )  # fmt: skip
     seconds["embed"] = time.perf_counter() - started
@@ -157,14 +155,12 @@ def build_experts(shards: list[str], rate: float, c: ExpertsConfig) -> dict[str,
     sampled = stage(
         sample_shard,
         [{"embeddings_uri": e["embeddings_uri"], "out_uri": layout.sample(i), "rate": rate,
-          "seed": c.seed, "shard_index": n, "storage": c.storage, "output": c.output}
+          "shard_index": n, "settings": c}
          for n, (e, i) in enumerate(zip(embedded, ids, strict=True))],
     )  # fmt: skip
     fit_call = {
         "sample_uris": [r["sample_uri"] for r in sampled], "out_uri": layout.centres,
-        "n_fine": c.n_fine, "n_coarse": c.n_coarse, "balanced": c.balanced, "niter": c.niter,
-        "seed": c.seed, "meta": {"encoder": c.encoder, "normalize": c.normalize},
-        "storage": c.storage, "output": c.output,
+        "meta": {"encoder": c.encoder, "normalize": c.normalize}, "settings": c,
     }  # fmt: skip
     fitted = gather_verified(fit_centres, [fit_call], options_for)
     centres_uri = fitted[0]["centres_uri"]
@@ -174,8 +170,7 @@ def build_experts(shards: list[str], rate: float, c: ExpertsConfig) -> dict[str,
     assigned = stage(
         assign_shard,
         [{"curated_uri": s, "embeddings_uri": e["embeddings_uri"], "centres_uri": centres_uri,
-          "shard": i, "output": c.output, "outside_share": c.outside_share, "seed": c.seed,
-          "n_examples": c.n_examples, "storage": c.storage}
+          "shard": i, "settings": c}
          for s, e, i in zip(shards, embedded, ids, strict=True)],
     )  # fmt: skip
     seconds["assign"] = time.perf_counter() - started

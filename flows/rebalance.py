@@ -16,11 +16,10 @@ from prefect import flow
 from metaclip.config import RebalanceConfig
 from metaclip.curation.counts import read_entry_counts
 from metaclip.curation.dedup import dedup_parts
-from metaclip.curation.plan import RunSettings, default_store_tag
 from metaclip.curation.record import read_run_record, write_run_record
 from metaclip.curation.sample import rebalanced_summary
+from metaclip.curation.settings import RunSettings
 from metaclip.errors import UserError
-from metaclip.extraction.limits import ExtractLimits
 from metaclip.io import results, storage
 from metaclip.io.paths import OutputLayout
 from metaclip_prefect.flows.curate import finish_run, run_outputs, sample_buckets
@@ -87,30 +86,8 @@ def _finished_run(config: RebalanceConfig) -> tuple[dict[str, Any], dict[str, An
 
 
 def _settings(record: dict[str, Any], config: RebalanceConfig) -> RunSettings:
-    """The run's settings, with this output, the new t and seed, and this call's storage."""
-    return RunSettings(
-        output=config.output,
-        metadata_uri=record["metadata_uri"],
-        metadata_sha256=record["metadata_sha256"],
-        n_buckets=int(record["n_buckets"]),
-        input_format=record.get("input_format", "auto"),
-        languages=tuple(record["languages"]) if record.get("languages") else None,
-        t=config.t,
-        seed=int(record["seed"]) if config.seed is None else config.seed,
-        one_text_per_image=bool(record.get("one_per_image", True)),
-        exclude_store=record.get("exclude_store"),
-        store_tag=record.get("store_tag") or default_store_tag(config.output),
-        batch_size=int(record.get("batch_size", 16)),
-        reduce_fanout=int(record.get("reduce_fanout", 16)),
-        limits=_limits(record),
-        storage=config.storage,
-    )
-
-
-def _limits(record: dict[str, Any]) -> ExtractLimits:
-    """The extraction limits the run was made with, kept in the record rebalancing rewrites (a
-    record from before limits were recorded names none: the defaults)."""
-    try:
-        return ExtractLimits.from_dict(record.get("limits"))
-    except (TypeError, ValueError) as exc:
-        raise UserError(f"{OutputLayout(record['output']).run_record}: {exc}") from None
+    """The run's settings, with this output, the new t (and seed), and this call's storage."""
+    changed = {"t": config.t, "storage": config.storage}
+    if config.seed is not None:
+        changed["seed"] = config.seed
+    return RunSettings.from_record(record, config.output, **changed)

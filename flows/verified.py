@@ -4,12 +4,11 @@ A cached result remembers what the task returned, not that its files are still t
 wrote: an operator may have deleted an output directory, or a run with another t may have
 overwritten a part. Each result maps its outputs to their identity when written (size and mtime,
 or ETag); where one is gone or different, the task is submitted again with `refresh=True`
-(tasks cached as data) or Prefect's refresh_cache (tasks on Prefect's result store).
+(every task of the project is cached as data by tasks.caching.cached_run and takes it).
 """
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -35,22 +34,10 @@ def gather_verified(
     results = _results_with_progress(futures, task.name, on_done)
     stale = [i for i, r in enumerate(results) if changed_outputs(r, options_for)]
     if stale:
-        again = {i: _refreshed(task).submit(**_refresh(task, calls[i])) for i in stale}
+        again = {i: task.submit(**{**calls[i], "refresh": True}) for i in stale}
         for i, future in again.items():
             results[i] = future.result()
     return results
-
-
-def _takes_refresh(task: Task) -> bool:
-    return "refresh" in inspect.signature(task.fn).parameters
-
-
-def _refreshed(task: Task) -> Task:
-    return task if _takes_refresh(task) else task.with_options(refresh_cache=True)
-
-
-def _refresh(task: Task, call: Mapping[str, Any]) -> dict[str, Any]:
-    return {**call, "refresh": True} if _takes_refresh(task) else dict(call)
 
 
 def _results_with_progress(

@@ -21,14 +21,15 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from prefect import Task, task
 from prefect.cache_policies import NO_CACHE
 from prefect.states import Completed, State
 
-from metaclip.config import StorageConfig
+from metaclip.config import Stores
 from metaclip.io.cachekeys import file_identity, make_key
 from metaclip.io.paths import OutputLayout
 from metaclip.io.results import load_result, store_result
-from metaclip_prefect.tasks.credentials import resolve
+from metaclip_prefect.tasks.credentials import stores_for
 from metaclip_prefect.tasks.retry import IO_TASK_OPTIONS
 
 # Options of every task cached by cached_run: Prefect neither caches nor persists results.
@@ -76,17 +77,77 @@ def _as_list(value: str | Sequence[str] | None) -> list[str]:
     return [str(v) for v in value]
 
 
-def identities_on(
-    storage: StorageConfig | None, **by_location: str | Sequence[str] | None
-) -> dict[str, list[str]]:
+def identities_on(stores: Stores, by_location: Mapping[str, Sequence[str]]) -> dict[str, list[str]]:
     """The identities of a task's files, grouped by the location they are on ("inputs",
-    "output"), each taken with that location's options from the run's `storage` (resolved here,
-    in the worker): a cache key parameter for tasks whose files are on several locations. The
-    key holds identities only, never an option."""
-    storage = storage or StorageConfig()
+    "output"), each taken with that location's resolved options: a cache key parameter for
+    tasks whose files are on several locations. The key holds identities only, never an
+    option."""
     return {
-        location: [
-            file_identity(uri, **resolve(getattr(storage, location))) for uri in _as_list(files)
-        ]
-        for location, files in by_location.items()
+        location: [file_identity(uri, **getattr(stores, location)) for uri in uris]
+        for location, uris in by_location.items()
     }
+
+
+def _under_output(settings: Any) -> Callable[[str, str], str]:
+    """Where a curation task's result is stored: OutputLayout(settings.output).task_result."""
+    return OutputLayout(settings.output).task_result
+
+
+def _as_data(result: Any) -> dict[str, Any]:
+    """A stage's result as data: a dict, or a result object's to_dict() (the metadata
+    stages' result types, metaclip.metadata.manifest.AsData)."""
+    return result if isinstance(result, dict) else result.to_dict()
+
+
+def stage_task(
+    name: str,
+    stage: Callable[..., Any],
+    keyed_by: Sequence[str],
+    input_files: Sequence[str] | Mapping[str, str] = (),
+    files_on: str = "output",
+    unkeyed: Sequence[str] = (),
+    key_only: Sequence[str] = (),
+    result_uri: Callable[[Any], Callable[[str, str], str]] = _under_output,
+) -> Task:
+    """The one way a stage of the library becomes a task: `stage(settings, stores, **call)`
+    run with the project's retry policy, its result cached as data by cached_run.
+
+    The key: the task's name, the settings named in `keyed_by` (the stage module's KEYED_BY:
+    those that change its output), the call's own arguments except its input files and
+    `unkeyed` ones, and the identities of the files named by the `input_files` arguments:
+    all taken on the `files_on` location, or a mapping {argument: location} for files on
+    several (their identities then key the result by location, as `file_identities`).
+    `key_only` arguments key the result but are not passed to the stage (files the stage
+    finds by itself). `result_uri(settings)`: where results are stored, as `(task, key) ->
+    uri` (default: the curation layout's, under settings.output). Storage options with their
+    credentials are resolved here, in the worker (stores_for), and are never part of a key or
+    a parameter.
+    """
+    located = (
+        dict(input_files) if isinstance(input_files, Mapping)
+        else dict.fromkeys(input_files, files_on)
+    )  # fmt: skip
+    skip = {*located, *unkeyed, *key_only}
+
+    def run(settings: Any, refresh: bool = False, **call: Any) -> dict[str, Any] | State:
+        stores = stores_for(settings.storage, getattr(settings, "exclude_store", None))
+        params = {field: getattr(settings, field) for field in keyed_by}
+        params.update({arg: value for arg, value in call.items() if arg not in skip})
+        by_location: dict[str, list[str]] = {}
+        for arg, location in located.items():
+            by_location.setdefault(location, []).extend(_as_list(call.get(arg)))
+        location, files = files_on, []
+        if len(by_location) == 1:
+            [(location, files)] = by_location.items()
+        elif by_location:
+            params["file_identities"] = identities_on(stores, by_location)
+        args = {arg: value for arg, value in call.items() if arg not in key_only}
+        return cached_run(
+            name, settings.output, params, lambda: _as_data(stage(settings, stores, **args)),
+            files=files, file_options=getattr(stores, location), output_options=stores.output,
+            refresh=refresh, result_uri=result_uri(settings),
+        )  # fmt: skip
+
+    run.__doc__ = stage.__doc__
+    run.__qualname__ = run.__name__ = name.replace("-", "_")
+    return task(name=name, **DATA_CACHED_TASK)(run)

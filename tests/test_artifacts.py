@@ -178,6 +178,7 @@ def test_progress_is_throttled_and_always_reaches_100(recorded, monkeypatch):
     assert [kind for kind, _ in recorded] == ["create"] and recorded[0][1]["progress"] == 100.0
 
 
+@pytest.mark.slow
 def test_nothing_is_published_outside_a_run(recorded, tmp_path, monkeypatch):
     write_run(tmp_path / "run", seed=3)
     monkeypatch.setattr(datacard, "candidate_source", lambda output: lambda: list(
@@ -190,6 +191,7 @@ def test_nothing_is_published_outside_a_run(recorded, tmp_path, monkeypatch):
     assert Path(written["datacard.md"]).exists()  # the files are written all the same
 
 
+@pytest.mark.slow
 def test_card_writing_is_retried_on_transient_errors_only(tmp_path, monkeypatch):
     write_run(tmp_path / "run", seed=5)
     monkeypatch.setattr(datacard, "candidate_source", lambda output: lambda: [])
@@ -210,6 +212,7 @@ def test_card_writing_is_retried_on_transient_errors_only(tmp_path, monkeypatch)
     assert failures == []  # tried once
 
 
+@pytest.mark.slow
 def test_too_large_plots_are_linked_not_embedded(tmp_path, monkeypatch):
     write_run(tmp_path / "run", seed=4)
     run = datacard.load_run(str(tmp_path / "run"))

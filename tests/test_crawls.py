@@ -131,6 +131,7 @@ def test_only_one_of_many_concurrent_takers_wins(tmp_path, stale_lock):
     assert len(wins) == 1 and lease.read_lock(uri).owner == wins[0]
 
 
+@pytest.mark.slow
 def test_lock_on_s3_uses_a_conditional_put():
     """Against moto's S3 server: the second taker is refused by If-None-Match."""
     moto_server = pytest.importorskip("moto.server")

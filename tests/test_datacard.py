@@ -157,6 +157,7 @@ def assert_png(path: Path) -> None:
     assert pixels[..., :3].std() > 0.05  # not a blank canvas
 
 
+@pytest.mark.slow
 def test_card_files_plots_markdown_and_json(tmp_path):
     rows = write_run(tmp_path / "run", seed=7)
     run = datacard.load_run(str(tmp_path / "run"))
@@ -188,6 +189,7 @@ def test_card_files_plots_markdown_and_json(tmp_path):
         assert text in md
 
 
+@pytest.mark.slow
 def test_card_without_candidates_or_curated_shards(tmp_path):
     write_run(tmp_path / "run", seed=8)
     for part in (tmp_path / "run" / "curated").iterdir():
@@ -264,6 +266,7 @@ def test_cli_mistakes_are_one_line_with_exit_2(app, tmp_path, args, message):
     assert not (tmp_path / "run" / "datacard").exists()
 
 
+@pytest.mark.slow
 def test_cli_stats_and_compare(app, tmp_path):
     write_run(tmp_path / "a", seed=10)
     write_run(tmp_path / "b", seed=11, t=60.0)

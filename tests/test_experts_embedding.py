@@ -18,6 +18,8 @@ from metaclip.experts.embedding import (
 transformers = pytest.importorskip("transformers")
 torch = pytest.importorskip("torch")
 
+pytestmark = pytest.mark.slow  # loads torch and transformers: seconds before any test
+
 VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a", "dog", "cat", "on", "the", "grass"]
 
 

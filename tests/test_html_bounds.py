@@ -1,4 +1,4 @@
-"""A page's parse is bounded whatever its markup (extraction.htmlpage: needs_scan, nesting_cut and
+"""A page's parse is bounded whatever its markup (extraction.html: needs_scan, nesting_cut and
 its model of lexbor's tree builder): tag soups of 1 MB, seeded fuzz against lexbor itself, and
 the real pages of tests/data, which are never cut.
 
@@ -17,8 +17,10 @@ from pathlib import Path
 import pytest
 from selectolax.lexbor import LexborHTMLParser
 
-from metaclip.extraction import htmlpage
-from metaclip.extraction.htmlpage import add_html_page, decode_html, needs_scan, nesting_cut
+from metaclip.extraction.html import add_html_page, decode_html, needs_scan, nesting_cut
+from metaclip.extraction.html.bound import MAX_DEPTH, SCAN_TAGS_ABOVE, WORK_BUDGET, _scan
+from metaclip.extraction.html.page import _PARSE_OPTIONS
+from metaclip.extraction.html.tokens import _quirks
 from metaclip.extraction.pairs import ExtractStats
 
 DATA = Path(__file__).parent / "data"
@@ -111,6 +113,7 @@ SOUPS = [
 
 
 @pytest.mark.parametrize(("name", "make", "bound", "cut"), SOUPS, ids=[s[0] for s in SOUPS])
+@pytest.mark.slow
 def test_tag_soup_of_1_mb_parses_within_its_bound(name, make, bound, cut):
     page = '<img src="first.jpg" alt="first">' + make()
     seconds, stats, images = parse(page)
@@ -119,13 +122,14 @@ def test_tag_soup_of_1_mb_parses_within_its_bound(name, make, bound, cut):
     assert "first" in images.alts()
 
 
+@pytest.mark.slow
 def test_a_cut_keeps_the_parse_within_the_budget():
     """Where the work budget cuts, lexbor's parse of what is kept stays linear-ish: the cut
     falls before the page's end, and the prefix parses in well under a second."""
     page = "<div>" * 2000 + rep("<li>", 990_000)
-    cut, tree = htmlpage._scan(page, htmlpage.MAX_DEPTH, htmlpage.WORK_BUDGET, 10**9)
-    assert cut is not None and tree.work > htmlpage.WORK_BUDGET
-    assert tree.max_depth <= htmlpage.MAX_DEPTH
+    cut, tree = _scan(page, MAX_DEPTH, WORK_BUDGET, 10**9)
+    assert cut is not None and tree.work > WORK_BUDGET
+    assert tree.max_depth <= MAX_DEPTH
     start = time.process_time()
     LexborHTMLParser(page[:cut])
     assert time.process_time() - start < 3
@@ -198,6 +202,7 @@ def soup(r: random.Random, size: int, images: bool = True) -> str:
 _IMG = re.compile(r'<img src="i\.jpg" alt="(fz\d+)">')
 
 
+@pytest.mark.slow
 def test_fuzz_every_image_before_the_cut_is_found():
     r = random.Random(14)
     worst = 0.0
@@ -217,7 +222,7 @@ def test_fuzz_every_image_before_the_cut_is_found():
 def _dom_depth(page: str) -> int:
     """The depth of lexbor's tree (void elements aside): a lower bound of its stack's depth,
     but for elements that leave the stack while staying parents (see _Tree.detached)."""
-    tree = LexborHTMLParser(page, **htmlpage._PARSE_OPTIONS)
+    tree = LexborHTMLParser(page, **_PARSE_OPTIONS)
     voids = {"area", "base", "basefont", "bgsound", "br", "col", "embed", "frame", "hr", "img",
              "input", "keygen", "link", "meta", "param", "source", "track", "wbr"}  # fmt: skip
     best, stack = 0, [(tree.root, 1)]
@@ -232,6 +237,7 @@ def _dom_depth(page: str) -> int:
     return best
 
 
+@pytest.mark.slow
 def test_fuzz_the_model_never_underestimates_lexbors_depth():
     """Small soups, all the tags of the model (framesets and templates too): the model's
     deepest stack is at least as deep as lexbor's tree."""
@@ -241,7 +247,7 @@ def test_fuzz_the_model_never_underestimates_lexbors_depth():
         page = soup(r, r.choice((60, 300, 1500, 6000)), images=False)
         if i % 3 == 0:  # sprinkle in the rarer tags
             page += "".join(f"<{r.choice(extra)}>{soup(r, 80, False)}" for _ in range(3))
-        cut, tree = htmlpage._scan(page, 10**9, 10**18, 10**9)
+        cut, tree = _scan(page, 10**9, 10**18, 10**9)
         assert cut is None
         assert max(tree.max_depth + tree.detached, 3) >= _dom_depth(page), page[:500]
 
@@ -294,16 +300,16 @@ def test_real_pages_are_never_cut():
     pages = _real_pages()
     assert len(pages) >= 40
     for page in pages:  # the model runs on each, whether or not needs_scan would run it
-        cut, tree = htmlpage._scan(page, htmlpage.MAX_DEPTH, htmlpage.WORK_BUDGET, 10**9)
+        cut, tree = _scan(page, MAX_DEPTH, WORK_BUDGET, 10**9)
         assert cut is None
-        assert tree.max_depth < htmlpage.MAX_DEPTH // 8
-        assert tree.work < htmlpage.WORK_BUDGET // 100
+        assert tree.max_depth < MAX_DEPTH // 8
+        assert tree.work < WORK_BUDGET // 100
         assert nesting_cut(page) is None
 
 
 def test_cheap_checks_run_the_model_only_where_it_is_needed():
     assert not any(needs_scan(page) for page in _real_pages() if page.count("<") <= 8000)
-    assert needs_scan("<div>" * (htmlpage.SCAN_TAGS_ABOVE + 1))
+    assert needs_scan("<div>" * (SCAN_TAGS_ABOVE + 1))
     assert needs_scan("<div " + "a " * 50_000 + ">")  # few tags for the length: attributes
     formatting = "".join(f"<b id={i}>" for i in range(1000)) + "<div>x</div>" * 1500
     assert needs_scan(formatting)  # distinct formatting tags, each cloned at every text
@@ -321,8 +327,8 @@ def test_cheap_checks_run_the_model_only_where_it_is_needed():
 def test_quirks_mode_decides_whether_a_table_closes_a_p(doctype, closes):
     """The one thing quirks mode changes in the stack; the model asks lexbor."""
     page = doctype + "<p><table><td>x"
-    assert htmlpage._quirks(page) is not closes
+    assert _quirks(page) is not closes
     tree = LexborHTMLParser(page)
     assert (tree.css_first("p > table") is None) is closes
-    _, model = htmlpage._scan(page, 10**9, 10**18, 10**9)
+    _, model = _scan(page, 10**9, 10**18, 10**9)
     assert model.max_depth == (6 if closes else 7)  # html body [p] table tbody tr td

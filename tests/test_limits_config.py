@@ -18,7 +18,7 @@ import pytest
 
 from metaclip.config import CurateConfig, check_limits
 from metaclip.curation import batch, completion
-from metaclip.curation.plan import RunSettings
+from metaclip.curation.settings import RunSettings
 from metaclip.errors import UserError
 from metaclip.extraction.limits import DEFAULT_LIMITS, ExtractLimits
 from metaclip.reporting import datacard
@@ -38,6 +38,7 @@ def curate_config(tmp_path: Path, **params: Any) -> CurateConfig:
 
 def settings(tmp_path: Path, limits: ExtractLimits = DEFAULT_LIMITS) -> RunSettings:
     return RunSettings(
+        inputs=(), metadata=str(DEMO / "metadata.json"),
         output=str(tmp_path / "out"), metadata_uri=str(DEMO / "metadata.json"),
         metadata_sha256="ab" * 32, n_buckets=2, input_format="auto", languages=None, t=5.0,
         seed=0, one_text_per_image=True, exclude_store=None, store_tag="test", batch_size=1,
@@ -133,23 +134,23 @@ def test_limits_are_in_the_record_and_the_run_key(tmp_path):
 
 def test_limits_change_the_extract_task_cache_key(tmp_path, monkeypatch):
     """The same batch with other limits is extracted again, not taken from the cache; the
-    settings' limits are what process_batch is given."""
+    settings' limits are what the batch's files are read with."""
     from metaclip_prefect.tasks.curate import extract_and_match
 
     calls: list[ExtractLimits] = []
-    real = inspect.signature(batch.process_batch)
 
-    def fake_process_batch(*args: Any, **kwargs: Any) -> dict[str, Any]:
-        params = real.bind(*args, **kwargs)
-        params.apply_defaults()
-        calls.append(params.arguments["limits"])
-        return {"batch_id": "b0", "pairs_matched": 0}
+    def fake_extract_files(files: Any, fmt: str, limits: ExtractLimits, **options: Any):
+        calls.append(limits)
+        return batch.concat_pairs([]), batch.ExtractStats()
 
-    monkeypatch.setattr(batch, "process_batch", fake_process_batch)
+    monkeypatch.setattr(batch, "extract_files", fake_extract_files)
+    monkeypatch.setattr(batch, "matcher_for", lambda *a, **k: batch.Matcher.build(["cat"]))
     short = ExtractLimits(max_text_chars=20)
 
     def run(limits: ExtractLimits) -> str:
-        result = extract_and_match.fn("b0", [str(WAT)], settings(tmp_path, limits))
+        result = extract_and_match.fn(
+            settings(tmp_path, limits), batch_id="b0", files=[str(WAT)]
+        )
         return "hit" if not isinstance(result, dict) else result["cache"]
 
     assert run(DEFAULT_LIMITS) == "computed" and calls == [DEFAULT_LIMITS]

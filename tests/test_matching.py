@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from metaclip import matching
 from metaclip.matching import Matcher, get_matcher, spacing
+from metaclip.matching import cache as matcher_cache
 from tests.naive import naive_match, naive_spacing
 
 WORDS = ["cat", "black cat", "dog", "hot dog", "St. Louis", "a", "A", "the cat", "é", "猫", "NY C"]
@@ -74,6 +74,7 @@ def test_spacing_equals_independent_version(text):
     assert spacing(text) == naive_spacing(text)
 
 
+@pytest.mark.slow
 def test_real_captions_match_oracle(real_captions):
     """Thousands of real COCO and CC3M captions against entries drawn from their own words."""
     rng = random.Random(0)
@@ -97,7 +98,7 @@ def test_save_load_roundtrip(tmp_path):
 
 
 def test_matcher_built_once_per_process_and_cached_on_disk(tmp_path, monkeypatch):
-    monkeypatch.setattr(matching, "_MATCHERS", {})
+    monkeypatch.setattr(matcher_cache, "_MATCHERS", {})
     calls = []
 
     def entries():
@@ -107,15 +108,15 @@ def test_matcher_built_once_per_process_and_cached_on_disk(tmp_path, monkeypatch
     first = get_matcher("sha-x", entries, cache_dir=tmp_path)
     assert get_matcher("sha-x", entries, cache_dir=tmp_path) is first
     assert len(calls) == 1
-    monkeypatch.setattr(matching, "_MATCHERS", {})  # a new worker process
+    monkeypatch.setattr(matcher_cache, "_MATCHERS", {})  # a new worker process
     again = get_matcher("sha-x", entries, cache_dir=tmp_path)
     assert len(calls) == 1  # loaded from disk, not rebuilt
     assert again.match("a black cat") == naive_match("a black cat", WORDS)
 
 
 def test_damaged_disk_cache_is_rebuilt(tmp_path, monkeypatch):
-    monkeypatch.setattr(matching, "_MATCHERS", {})
-    path = matching.automaton_path("sha-y", tmp_path)
+    monkeypatch.setattr(matcher_cache, "_MATCHERS", {})
+    path = matcher_cache.automaton_path("sha-y", tmp_path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(b"garbage")
     matcher = get_matcher("sha-y", lambda: WORDS, cache_dir=tmp_path)

@@ -30,7 +30,8 @@ from tests.support.task_runs import task_states
 ARCHIVE = Path(__file__).parent / "data" / "wordnet" / "wordnet-3.0-nltk-minimal.tar.xz"
 
 
-pytestmark = pytest.mark.usefixtures("prefect_server")  # tests/conftest.py
+# prefect_server: tests/conftest.py
+pytestmark = [pytest.mark.usefixtures("prefect_server"), pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")

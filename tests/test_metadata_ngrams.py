@@ -13,6 +13,7 @@ import string
 import tarfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pyarrow.parquet as pq
@@ -22,6 +23,7 @@ from hypothesis import strategies as st
 from nltk.collocations import BigramAssocMeasures, BigramCollocationFinder
 from nltk.probability import FreqDist
 
+from metaclip.config import BuildMetadataConfig, Stores
 from metaclip.metadata.ngrams import (
     NgramBatch,
     count_file_batch,
@@ -40,6 +42,12 @@ from metaclip.metadata.text import BREAK, PUNCTUATION, segments, tokens_with_bre
 
 ARCHIVE = Path(__file__).parent / "data" / "wordnet" / "wordnet-3.0-nltk-minimal.tar.xz"
 PARTS = 3
+STORES = Stores()  # local files, no options
+
+
+def _settings(tmp: Path, **fields: Any) -> BuildMetadataConfig:
+    """The build settings the stages read: PARTS partitions, and `fields`."""
+    return BuildMetadataConfig(str(tmp), str(tmp / "work"), partitions=PARTS, **fields)
 
 
 @pytest.fixture(scope="module")
@@ -51,17 +59,13 @@ def glosses() -> list[str]:
 
 
 def _run_pmi(batches: Sequence[NgramBatch], stage: Path, min_pmi: float) -> dict:
-    unigrams = [reduce_unigram_partition(batches, p, str(stage)) for p in range(PARTS)]
+    s = _settings(stage, min_bigram_pmi=min_pmi)
+    unigrams = [reduce_unigram_partition(s, STORES, batches, p, str(stage)) for p in range(PARTS)]
     total = sum(u.total for u in unigrams)
-    joined = [
-        join_first_word(batches, p, PARTS, unigrams[p], total, min_pmi, str(stage))
-        for p in range(PARTS)
-    ]
-    scored = [
-        score_second_word(joined, q, unigrams[q], total, min_pmi, str(stage)) for q in range(PARTS)
-    ]
+    joined = [join_first_word(s, STORES, batches, p, unigrams, str(stage)) for p in range(PARTS)]
+    scored = [score_second_word(s, STORES, joined, q, unigrams, str(stage)) for q in range(PARTS)]
     uri = str(stage / f"bigram-{min_pmi}.parquet")
-    bigram_source(scored, joined, total, [], min_pmi, uri)
+    bigram_source(s, STORES, scored, joined, unigrams, batches, uri)
     rows = pq.read_table(uri).to_pylist()
     return {
         "unigrams": unigrams,
@@ -83,9 +87,10 @@ def corpus_run(glosses: list[str], tmp_path_factory: pytest.TempPathFactory) -> 
         {"id": str(i), "title": f"Verb {i % 5}", "text": g} for i, g in enumerate(glosses[half:])
     ]
     jsonl.write_bytes(b"".join(orjson.dumps(d) + b"\n" for d in docs))
+    s = _settings(tmp, max_items=4000)
     batches = [
-        count_text_batch([str(plain)], str(tmp / "b0"), PARTS, max_items=4000),
-        count_text_batch([str(jsonl)], str(tmp / "b1"), PARTS, max_items=4000),
+        count_text_batch(s, STORES, [str(plain)], str(tmp / "b0")),
+        count_text_batch(s, STORES, [str(jsonl)], str(tmp / "b1")),
     ]
     nltk_docs = [s for g in glosses[:half] for s in segments(g)]
     nltk_docs += [s for d in docs for s in segments(f"{d['title']}\n{d['text']}")]
@@ -123,7 +128,8 @@ def test_threshold_keeps_exactly_nltks_bigrams_at_or_above_it(corpus_run: dict) 
 def test_unigram_source_keeps_tokens_counted_often_enough(corpus_run: dict, tmp_path: Path) -> None:
     word_fd = corpus_run["finder"].word_fd
     uri = str(tmp_path / "unigram.parquet")
-    source = unigram_source(corpus_run["run"]["unigrams"], [], 20, uri)
+    s = _settings(tmp_path, min_unigram_count=20)
+    source = unigram_source(s, STORES, corpus_run["run"]["unigrams"], [], uri)
     rows = pq.read_table(uri).to_pylist()
     assert {r["entry"]: r["count"] for r in rows} == {w: c for w, c in word_fd.items() if c >= 20}
     assert source.entries == len(rows) and source.stats["total_unigrams"] == word_fd.N()
@@ -138,6 +144,7 @@ def test_inputs_are_checksummed_as_stored(corpus_run: dict) -> None:
     assert digest.sha256 == hashlib.sha256(data).hexdigest()
 
 
+@pytest.mark.slow
 def test_precomputed_count_files_give_nltks_scores(corpus_run: dict, tmp_path: Path) -> None:
     finder = corpus_run["finder"]
     # Unigrams as pywordfreq writes them ('word;count', gzipped), with a header and an empty
@@ -149,9 +156,10 @@ def test_precomputed_count_files_give_nltks_scores(corpus_run: dict, tmp_path: P
     bi = tmp_path / "2gram.tsv"
     lines = [f"{c}\t{a}\t{b}\n" for (a, b), c in finder.ngram_fd.items()]
     bi.write_text("".join(lines) + "7\tthe\tunseenword\n", encoding="utf-8")
+    s = _settings(tmp_path)
     batches = [
-        count_file_batch([str(uni)], "unigram", str(tmp_path / "u"), PARTS),
-        count_file_batch([str(bi)], "bigram", str(tmp_path / "b"), PARTS),
+        count_file_batch(s, STORES, [str(uni)], "unigram", str(tmp_path / "u")),
+        count_file_batch(s, STORES, [str(bi)], "bigram", str(tmp_path / "b")),
     ]
     assert batches[0].stats["skipped_lines"] == 2
     run = _run_pmi(batches, tmp_path / "stage", -math.inf)
@@ -163,7 +171,8 @@ def test_precomputed_count_files_give_nltks_scores(corpus_run: dict, tmp_path: P
 
 def test_rerun_reuses_finished_batches(corpus_run: dict) -> None:
     plain = corpus_run["plain"]
-    again = count_text_batch([str(plain)], str(corpus_run["tmp"] / "b0"), PARTS, max_items=4000)
+    s = _settings(corpus_run["tmp"], max_items=4000)
+    again = count_text_batch(s, STORES, [str(plain)], str(corpus_run["tmp"] / "b0"))
     assert again == corpus_run["batches"][0]
 
 

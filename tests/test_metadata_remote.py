@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from moto.server import ThreadedMotoServer
 
+from metaclip.config import BuildMetadataConfig, Stores
 from metaclip.io import storage
 from metaclip.metadata.build import build_metadata_files
 from metaclip.metadata.load import load_metadata
@@ -23,6 +24,8 @@ from metaclip.metadata.wordnet import wordnet_names
 
 DATA = Path(__file__).parent / "data" / "wordnet"
 ARCHIVE = DATA / "wordnet-3.0-nltk-minimal.tar.xz"
+# Servers on loopback (http, moto's S3) and a WordNet build from the archive: seconds.
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
@@ -65,17 +68,18 @@ def test_sources_read_and_write_s3(s3: dict, tmp_path: Path) -> None:
     storage.write_bytes_atomic("s3://bucket/in/text/wiki_00", text, **s3)
     storage.write_bytes_atomic("s3://bucket/in/pageviews-20240101-000000.gz", pageviews, **s3)
     files = storage.expand_inputs(["s3://bucket/in/text"], **s3)
-    batch = count_text_batch(files, "s3://bucket/work/b0", 2, input_options=s3, output_options=s3)
+    s = BuildMetadataConfig("s3://bucket/out", "s3://bucket/work", partitions=2)
+    stores = Stores(inputs=s3, output=s3)
+    batch = count_text_batch(s, stores, files, "s3://bucket/work/b0")
     assert batch.inputs[0].sha256 == hashlib.sha256(text).hexdigest()
-    parts = [reduce_unigram_partition([batch], p, "s3://bucket/work/st", s3) for p in range(2)]
-    uni = unigram_source(parts, batch.inputs, 100, "s3://bucket/out/sources/unigram.parquet", s3)
+    parts = [
+        reduce_unigram_partition(s, stores, [batch], p, "s3://bucket/work/st") for p in range(2)
+    ]
+    uni = unigram_source(s, stores, parts, [batch], "s3://bucket/out/sources/unigram.parquet")
     titles = count_title_batch(
-        ["s3://bucket/in/pageviews-20240101-000000.gz"],
-        "s3://bucket/work/t.parquet",
-        input_options=s3,
-        output_options=s3,
+        s, stores, ["s3://bucket/in/pageviews-20240101-000000.gz"], "s3://bucket/work/t.parquet"
     )
-    title = title_source([titles], {}, 70, "s3://bucket/out/sources/title.parquet", s3)
+    title = title_source(s, stores, [titles], {}, "s3://bucket/out/sources/title.parquet")
     prov = build_metadata_files(
         [uni, title], "s3://bucket/out", input_options=s3, output_options=s3
     )
@@ -92,8 +96,8 @@ def test_inputs_and_output_have_their_own_options(http_url: str, s3: dict) -> No
     from metaclip.metadata.wordnet import wordnet_source
 
     uri = "s3://bucket/out/sources/wordnet.parquet"
-    source = wordnet_source(
-        f"{http_url}/{ARCHIVE.name}", uri, pos="r", input_options={}, output_options=s3
-    )
+    settings = BuildMetadataConfig("s3://bucket/out", "s3://bucket/out/work",
+                                   wordnet=f"{http_url}/{ARCHIVE.name}")  # fmt: skip
+    source = wordnet_source(settings, Stores(inputs={}, output=s3), uri, pos="r")
     assert source.entries > 3000 and source.intact(s3)
     assert storage.read_parquet(uri, **s3).num_rows == source.entries

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
+from metaclip.config import BuildMetadataConfig, Stores
 from metaclip.metadata.titles import count_title_batch, parse_pageview_line, title_source
 
 
@@ -35,9 +36,13 @@ def test_hourly_rows_count_from_50_views_and_sum_over_files(tmp_path: Path) -> N
         _pageviews(tmp_path / "pageviews-20240101-000000.gz", HOUR_0),
         _pageviews(tmp_path / "pageviews-20240101-010000.gz", HOUR_1),
     ]
-    batches = [count_title_batch([f], str(tmp_path / f"b{i}.parquet")) for i, f in enumerate(files)]
+    s = BuildMetadataConfig(str(tmp_path), str(tmp_path / "work"), min_title_views=70)
+    batches = [
+        count_title_batch(s, Stores(), [f], str(tmp_path / f"b{i}.parquet"))
+        for i, f in enumerate(files)
+    ]
     uri = str(tmp_path / "title.parquet")
-    source = title_source(batches, {"domains": ["en"]}, 70, uri)
+    source = title_source(s, Stores(), batches, {"domains": ["en"]}, uri)
     rows = pq.read_table(uri).to_pylist()
     assert rows == [
         {"entry": "Main Page", "count": 350},
@@ -51,7 +56,10 @@ def test_hourly_rows_count_from_50_views_and_sum_over_files(tmp_path: Path) -> N
 
 def test_other_domains_and_thresholds_are_options(tmp_path: Path) -> None:
     f = _pageviews(tmp_path / "p.gz", HOUR_0)
-    batch = count_title_batch([f], str(tmp_path / "b.parquet"), ("en", "en.m"), 1)
+    s = BuildMetadataConfig(
+        str(tmp_path), str(tmp_path / "work"), pageview_domains=("en", "en.m"), min_hourly_views=1
+    )
+    batch = count_title_batch(s, Stores(), [f], str(tmp_path / "b.parquet"))
     views = {r["title"]: r["views"] for r in pq.read_table(batch.uri).to_pylist()}
     assert views["Main Page"] == 820 and "Berlin" not in views
 

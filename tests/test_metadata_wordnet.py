@@ -15,6 +15,7 @@ import nltk
 import pyarrow.parquet as pq
 import pytest
 
+from metaclip.config import BuildMetadataConfig, Stores
 from metaclip.errors import UserError
 from metaclip.metadata.build import build_metadata_files
 from metaclip.metadata.load import load_metadata
@@ -22,6 +23,10 @@ from metaclip.metadata.sources import read_entries
 from metaclip.metadata.wordnet import WORDNET_FILES, synset_entry, wordnet_names, wordnet_source
 
 ARCHIVE = Path(__file__).parent / "data" / "wordnet" / "wordnet-3.0-nltk-minimal.tar.xz"
+
+
+def _settings(wordnet: str, tmp: Path) -> BuildMetadataConfig:
+    return BuildMetadataConfig(str(tmp), str(tmp / "work"), wordnet=wordnet)
 
 
 @pytest.fixture(scope="module")
@@ -38,8 +43,10 @@ def test_synset_name_rule() -> None:
     assert synset_entry(".22.n.01") == ""
 
 
+@pytest.mark.slow
 def test_wordnet_30_alone_gives_metaclips_86654_entries(tmp_path: Path) -> None:
-    source = wordnet_source(str(ARCHIVE), str(tmp_path / "sources" / "wordnet.parquet"))
+    uri = str(tmp_path / "sources" / "wordnet.parquet")
+    source = wordnet_source(_settings(str(ARCHIVE), tmp_path), Stores(), uri)
     assert source.stats["wordnet_version"] == "3.0"
     assert source.entries == 86_555  # unique synset names, the empty one included
     prov = build_metadata_files([source], str(tmp_path))
@@ -52,6 +59,7 @@ def test_wordnet_30_alone_gives_metaclips_86654_entries(tmp_path: Path) -> None:
     assert prov["sources"]["wordnet"]["inputs"]["list"][0]["bytes"] == ARCHIVE.stat().st_size
 
 
+@pytest.mark.slow
 def test_directory_and_nltk_download_layouts_read_the_same(
     wordnet_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -69,9 +77,11 @@ def test_directory_and_nltk_download_layouts_read_the_same(
     assert [d.sha256 for d in from_nltk.inputs] == [d.sha256 for d in from_dir.inputs]
 
 
+@pytest.mark.slow
 def test_source_list_is_ranked_by_synset_count(wordnet_dir: Path, tmp_path: Path) -> None:
     uri = str(tmp_path / "wn.parquet")
-    source = wordnet_source(str(wordnet_dir.parent.parent), uri, pos="r")  # an NLTK data root
+    root = str(wordnet_dir.parent.parent)  # an NLTK data root
+    source = wordnet_source(_settings(root, tmp_path), Stores(), uri, pos="r")
     rows = pq.read_table(uri).to_pylist()
     assert len(rows) == source.entries and sum(r["count"] for r in rows) == 3_621
     keys = [(-r["count"], r["entry"].encode()) for r in rows]

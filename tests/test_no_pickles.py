@@ -41,8 +41,8 @@ from prefect.settings import (
     temporary_settings,
 )
 
-from metaclip import matching
 from metaclip.matching import DamagedCacheError, Matcher, UnsafeCacheError, get_matcher
+from metaclip.matching import cache as matcher_cache
 from tests.naive import naive_match
 from tests.support.task_runs import task_states
 
@@ -104,6 +104,7 @@ def _files(folder: Path) -> dict[str, bytes]:
     return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
 
 
+@pytest.mark.slow
 def test_prefect_result_storage_is_where_the_test_looks(prefect_storage: Path) -> None:
     """Control: a task that persists its result does write into the watched folder."""
 
@@ -190,6 +191,7 @@ def _all_results_valid(results_dir: Path, left: dict[str, bytes] | None = None) 
 # -- build-metadata -----------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_metadata_flow_results_are_data_and_tampering_runs_nothing(
     prefect_storage: Path, tmp_path: Path
 ) -> None:
@@ -245,6 +247,7 @@ def test_metadata_flow_results_are_data_and_tampering_runs_nothing(
 # -- data experts -------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_experts_flow_results_are_data_and_tampering_runs_nothing(
     prefect_storage: Path, tmp_path: Path
 ) -> None:
@@ -335,11 +338,11 @@ class _Spy:
 @pytest.fixture
 def cached(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
     """A matcher cache set in a private folder: (cache dir, the set's path)."""
-    monkeypatch.setattr(matching, "_MATCHERS", {})
+    monkeypatch.setattr(matcher_cache, "_MATCHERS", {})
     cache_dir = tmp_path / "automata"
     get_matcher("sha-t", lambda: ENTRIES, cache_dir=cache_dir)
-    monkeypatch.setattr(matching, "_MATCHERS", {})  # a new worker process
-    path = matching.automaton_path("sha-t", cache_dir)
+    monkeypatch.setattr(matcher_cache, "_MATCHERS", {})  # a new worker process
+    path = matcher_cache.automaton_path("sha-t", cache_dir)
     assert Path(f"{path}.ac").exists() and Path(f"{path}.vocab").exists() and path.exists()
     return cache_dir, path
 
@@ -396,7 +399,7 @@ def test_a_tampered_cache_file_is_caught_by_hash_and_rebuilt(
     calls, entries = _counting_entries()
     _matches_like_a_fresh_build(get_matcher("sha-t", entries, cache_dir=cache_dir))
     assert calls == [1]  # rebuilt
-    monkeypatch.setattr(matching, "_MATCHERS", {})
+    monkeypatch.setattr(matcher_cache, "_MATCHERS", {})
     _matches_like_a_fresh_build(Matcher.load(path))  # and written again, whole
     assert get_matcher("sha-t", entries, cache_dir=cache_dir) and calls == [1]
 
@@ -416,7 +419,7 @@ def _assert_not_used(cache_dir: Path, path: Path, monkeypatch, caplog) -> None:
     before = _files(cache_dir)
     spy = _Spy(monkeypatch)
     calls, entries = _counting_entries()
-    with caplog.at_level(logging.WARNING, logger="metaclip.matching"):
+    with caplog.at_level(logging.WARNING, logger="metaclip.matching.cache"):
         matcher = get_matcher("sha-t", entries, cache_dir=cache_dir)
     assert calls == [1] and spy.calls == []  # rebuilt; no cache file parsed
     assert _files(cache_dir) == before  # nothing written there
@@ -451,9 +454,9 @@ def test_a_cache_dir_in_a_folder_others_could_write_is_not_used(
     open_folder = tmp_path / "shared"
     open_folder.mkdir()
     open_folder.chmod(0o777)  # not sticky: anyone may replace the cache dir inside
-    monkeypatch.setattr(matching, "_MATCHERS", {})
+    monkeypatch.setattr(matcher_cache, "_MATCHERS", {})
     calls, entries = _counting_entries()
-    with caplog.at_level(logging.WARNING, logger="metaclip.matching"):
+    with caplog.at_level(logging.WARNING, logger="metaclip.matching.cache"):
         _matches_like_a_fresh_build(get_matcher("sha-t", entries, cache_dir=open_folder / "c"))
     assert not (open_folder / "c").exists()  # not written
     assert "not sticky" in caplog.text
@@ -461,9 +464,9 @@ def test_a_cache_dir_in_a_folder_others_could_write_is_not_used(
     sticky = tmp_path / "sticky"
     sticky.mkdir()
     sticky.chmod(0o1777)  # like /tmp: a private folder inside it is fine
-    monkeypatch.setattr(matching, "_MATCHERS", {})
+    monkeypatch.setattr(matcher_cache, "_MATCHERS", {})
     get_matcher("sha-t", entries, cache_dir=sticky / "c")
     assert stat.S_IMODE((sticky / "c").stat().st_mode) == 0o700
-    monkeypatch.setattr(matching, "_MATCHERS", {})
+    monkeypatch.setattr(matcher_cache, "_MATCHERS", {})
     get_matcher("sha-t", entries, cache_dir=sticky / "c")
     assert calls == [1, 1]  # built once for the sticky folder, then loaded

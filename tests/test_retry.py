@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 from prefect import flow
 
-from metaclip.curation.plan import RunSettings
+from metaclip.curation.settings import RunSettings
 from metaclip.io.transient import is_transient
 from tests.support import flaky
 
 WAT = Path(__file__).parent / "data" / "wat" / "fixture-0000.warc.wat.gz"
 
-pytestmark = pytest.mark.usefixtures("prefect_server")
+pytestmark = [pytest.mark.usefixtures("prefect_server"), pytest.mark.slow]
 
 
 @pytest.fixture
@@ -35,6 +35,7 @@ def run_batch(tmp_path: Path):
     sha = load_metadata(str(meta)).sha256
     task = tc.extract_and_match.with_options(retry_delay_seconds=0)
     settings = RunSettings(
+        inputs=(), metadata=str(meta),
         output=str(tmp_path / "out"), metadata_uri=str(meta), metadata_sha256=sha, n_buckets=4,
         input_format="auto", languages=None, t=5.0, seed=0, one_text_per_image=True,
         exclude_store=None, store_tag="test", batch_size=1, reduce_fanout=16,

@@ -20,7 +20,7 @@ WAT = Path(__file__).parent / "data" / "wat"
 FILES = sorted(WAT.glob("fixture-*.warc.wat.gz"))
 ENTRIES = ["Home", "Logo", "the", "Foto", "image", "of", "und", "der", "die"]
 
-pytestmark = pytest.mark.usefixtures("prefect_server")
+pytestmark = [pytest.mark.usefixtures("prefect_server"), pytest.mark.slow]
 
 
 def free_port() -> int:

@@ -35,7 +35,7 @@ FILES = sorted(str(p) for p in WAT.glob("fixture-*.warc.wat.gz"))
 DEMO_META = ROOT / "metaclip" / "demo_data" / "metadata.json"
 runner = CliRunner()
 
-pytestmark = pytest.mark.usefixtures("prefect_server")
+pytestmark = [pytest.mark.usefixtures("prefect_server"), pytest.mark.slow]
 
 
 def tree(root: Path) -> dict[str, int]:

@@ -31,6 +31,7 @@ class Lines(logging.Handler):
 
 
 @pytest.mark.usefixtures("prefect_server")
+@pytest.mark.slow
 def test_results_in_order_with_progress_lines():
     lines = Lines()
     logger = logging.getLogger("prefect.flow_runs")

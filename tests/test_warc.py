@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from metaclip.extraction.htmlpage import add_html_page, decode_html
+from metaclip.extraction.html import add_html_page, decode_html
 from metaclip.extraction.limits import ExtractLimits
 from metaclip.extraction.pairs import ExtractStats, PairBuffer
 from metaclip.extraction.warc import dechunk, extract_warc_file, split_http

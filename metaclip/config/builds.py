@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from metaclip.config.checks import (
+    CLUSTER_PARAMETERS,
     _fail,
     check_bool,
     check_choice,
@@ -20,8 +21,10 @@ from metaclip.config.checks import (
     check_optional_location,
     check_output_location,
     contains,
+    given_or_default,
     glob_base,
     optional_int,
+    picked,
 )
 from metaclip.config.curation import ClusterConfig
 from metaclip.config.storage import StorageConfig, check_read_write_storage
@@ -38,6 +41,9 @@ _PAGEVIEW_DOMAIN = re.compile(r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$")
 MAX_PARTITIONS = 4096
 MIN_MAX_ITEMS = 1000  # fewer n-grams per spill makes thousands of tiny files per task
 SEED_MAX = 2**31 - 1  # faiss takes a C int seed
+# The parameters these flows take besides their configuration's fields.
+READ_WRITE_STORAGE = ("credentials", "input_options", "output_options")
+READ_WRITE_EXTRA = (*READ_WRITE_STORAGE, *CLUSTER_PARAMETERS)
 
 
 @dataclass(frozen=True)
@@ -73,49 +79,20 @@ class BuildMetadataConfig:
     cluster: ClusterConfig = ClusterConfig()
 
     @classmethod
-    def from_params(
-        cls,
-        *,
-        output: Any,
-        wordnet: Any = None,
-        wiki_text: Any = None,
-        unigram_counts: Any = None,
-        bigram_counts: Any = None,
-        pageviews: Any = None,
-        extra: Any = None,
-        base: Any = None,
-        min_unigram_count: Any = 100,
-        min_bigram_pmi: Any = 30.0,
-        min_title_views: Any = 70,
-        min_hourly_views: Any = 50,
-        pageview_domains: Any = None,
-        skip: Any = None,
-        max_entries: Any = None,
-        partitions: Any = 32,
-        batch_mb: Any = 64,
-        text_format: Any = "auto",
-        count_layout: Any = "auto",
-        max_items: Any = 1_000_000,
-        work_dir: Any = None,
-        refresh: Any = False,
-        input_options: Any = None,
-        output_options: Any = None,
-        credentials: Any = None,
-        dask_address: Any = None,
-        n_workers: Any = None,
-        dashboard_address: Any = ":8787",
-    ) -> BuildMetadataConfig:
-        output = check_output_location("output", output)
+    def from_params(cls, **given: Any) -> BuildMetadataConfig:
+        p = given_or_default(cls, given, READ_WRITE_EXTRA)
+        output = check_output_location("output", p["output"])
+        work_dir = p["work_dir"]
         work = storage_join(output, "work") if work_dir in (None, "") else check_inside(
             "work_dir", check_output_location("work_dir", work_dir), output, "output"
         )  # fmt: skip
-        if wordnet in (None, "", "nltk"):
-            wordnet = wordnet or None
-        else:
-            wordnet = check_location("wordnet", wordnet)
-        wiki = check_locations("wiki_text", wiki_text)
-        unigrams = check_locations("unigram_counts", unigram_counts)
-        bigrams = check_locations("bigram_counts", bigram_counts)
+        wordnet = p["wordnet"]
+        wordnet = (wordnet or None) if wordnet in (None, "", "nltk") else check_location(
+            "wordnet", wordnet
+        )  # fmt: skip
+        wiki = check_locations("wiki_text", p["wiki_text"])
+        unigrams = check_locations("unigram_counts", p["unigram_counts"])
+        bigrams = check_locations("bigram_counts", p["bigram_counts"])
         if wiki and (unigrams or bigrams):
             raise UserError(
                 "wiki_text and unigram_counts/bigram_counts: give either a Wikipedia text dump "
@@ -123,9 +100,9 @@ class BuildMetadataConfig:
             )
         if bigrams and not unigrams:
             raise _fail("bigram_counts", "bigram PMI needs unigram counts: add unigram_counts")
-        pageviews = check_locations("pageviews", pageviews)
-        extra = check_locations("extra", extra)
-        base = check_optional_location("base", base)
+        pageviews = check_locations("pageviews", p["pageviews"])
+        extra = check_locations("extra", p["extra"])
+        base = check_optional_location("base", p["base"])
         if not (wordnet or wiki or unigrams or pageviews or extra or base):
             raise UserError(
                 "nothing to build: give wordnet, wiki_text, unigram_counts, pageviews, extra "
@@ -141,21 +118,21 @@ class BuildMetadataConfig:
             pageviews=pageviews,
             extra=extra,
             base=base,
-            min_unigram_count=check_int("min_unigram_count", min_unigram_count, 1),
-            min_bigram_pmi=check_number("min_bigram_pmi", min_bigram_pmi),
-            min_title_views=check_int("min_title_views", min_title_views, 1),
-            min_hourly_views=check_int("min_hourly_views", min_hourly_views, 1),
-            pageview_domains=_pageview_domains(pageview_domains),
-            skip=_skip(skip),
-            max_entries=optional_int("max_entries", max_entries, 1),
-            partitions=check_int("partitions", partitions, 1, MAX_PARTITIONS),
-            batch_mb=check_int("batch_mb", batch_mb, 1, 1 << 20),
-            text_format=check_choice("text_format", text_format, TEXT_FORMATS),
-            count_layout=check_choice("count_layout", count_layout, COUNT_LAYOUTS),
-            max_items=check_int("max_items", max_items, MIN_MAX_ITEMS, 10**10),
-            refresh=check_bool("refresh", refresh),
-            storage=check_read_write_storage(credentials, input_options, output_options),
-            cluster=ClusterConfig.from_params(dask_address, n_workers, dashboard_address),
+            min_unigram_count=check_int("min_unigram_count", p["min_unigram_count"], 1),
+            min_bigram_pmi=check_number("min_bigram_pmi", p["min_bigram_pmi"]),
+            min_title_views=check_int("min_title_views", p["min_title_views"], 1),
+            min_hourly_views=check_int("min_hourly_views", p["min_hourly_views"], 1),
+            pageview_domains=_pageview_domains(p["pageview_domains"]),
+            skip=_skip(p["skip"]),
+            max_entries=optional_int("max_entries", p["max_entries"], 1),
+            partitions=check_int("partitions", p["partitions"], 1, MAX_PARTITIONS),
+            batch_mb=check_int("batch_mb", p["batch_mb"], 1, 1 << 20),
+            text_format=check_choice("text_format", p["text_format"], TEXT_FORMATS),
+            count_layout=check_choice("count_layout", p["count_layout"], COUNT_LAYOUTS),
+            max_items=check_int("max_items", p["max_items"], MIN_MAX_ITEMS, 10**10),
+            refresh=check_bool("refresh", p["refresh"]),
+            storage=check_read_write_storage(**picked(given, READ_WRITE_STORAGE)),
+            cluster=ClusterConfig.from_params(**picked(given, CLUSTER_PARAMETERS)),
         )
 
 
@@ -205,60 +182,38 @@ class ExpertsConfig:
     cluster: ClusterConfig = ClusterConfig()
 
     @classmethod
-    def from_params(
-        cls,
-        *,
-        curated: Any,
-        output: Any,
-        encoder: Any = DEFAULT_ENCODER,
-        n_fine: Any = N_FINE,
-        n_coarse: Any = N_COARSE,
-        balanced: Any = False,
-        sample_size: Any = SAMPLE_SIZE,
-        outside_share: Any = 0.0,
-        seed: Any = 0,
-        niter: Any = N_ITER,
-        n_examples: Any = N_EXAMPLES,
-        normalize: Any = True,
-        dtype: Any = "float16",
-        batch_size: Any = BATCH_SIZE,
-        input_options: Any = None,
-        output_options: Any = None,
-        credentials: Any = None,
-        dask_address: Any = None,
-        n_workers: Any = None,
-        dashboard_address: Any = ":8787",
-    ) -> ExpertsConfig:
-        curated = check_location("curated", curated)
-        output = check_output_location("output", output)
+    def from_params(cls, **given: Any) -> ExpertsConfig:
+        p = given_or_default(cls, given, READ_WRITE_EXTRA)
+        curated = check_location("curated", p["curated"])
+        output = check_output_location("output", p["output"])
         if contains(output, glob_base(curated)):
             raise _fail("output", f"{output} holds the curated input {curated}: write the "
                         "experts elsewhere")  # fmt: skip
-        n_coarse = check_int("n_coarse", n_coarse, 1, 32767)  # the expert column is int16
-        n_fine = check_int("n_fine", n_fine, 1, 1 << 20)
+        n_coarse = check_int("n_coarse", p["n_coarse"], 1, 32767)  # the expert column is int16
+        n_fine = check_int("n_fine", p["n_fine"], 1, 1 << 20)
         if n_fine < n_coarse:
             raise _fail("n_fine", f"must be at least n_coarse ({n_coarse}), not {n_fine}")
-        sample_size = check_int("sample_size", sample_size, 1, 10**12)
+        sample_size = check_int("sample_size", p["sample_size"], 1, 10**12)
         if sample_size < n_fine:
             raise _fail("sample_size", f"must be at least n_fine ({n_fine}): k-means needs a "
                         f"sample row per centre, not {sample_size}")  # fmt: skip
         return cls(
             curated=curated,
             output=output,
-            encoder=_encoder(encoder),
+            encoder=_encoder(p["encoder"]),
             n_fine=n_fine,
             n_coarse=n_coarse,
-            balanced=check_bool("balanced", balanced),
+            balanced=check_bool("balanced", p["balanced"]),
             sample_size=sample_size,
-            outside_share=check_fraction("outside_share", outside_share),
-            seed=check_int("seed", seed, 0, SEED_MAX),
-            niter=check_int("niter", niter, 1, 10_000),
-            n_examples=check_int("n_examples", n_examples, 0, 10_000),
-            normalize=check_bool("normalize", normalize),
-            dtype=check_choice("dtype", dtype, DTYPES),
-            batch_size=check_int("batch_size", batch_size, 1, 1 << 16),
-            storage=check_read_write_storage(credentials, input_options, output_options),
-            cluster=ClusterConfig.from_params(dask_address, n_workers, dashboard_address),
+            outside_share=check_fraction("outside_share", p["outside_share"]),
+            seed=check_int("seed", p["seed"], 0, SEED_MAX),
+            niter=check_int("niter", p["niter"], 1, 10_000),
+            n_examples=check_int("n_examples", p["n_examples"], 0, 10_000),
+            normalize=check_bool("normalize", p["normalize"]),
+            dtype=check_choice("dtype", p["dtype"], DTYPES),
+            batch_size=check_int("batch_size", p["batch_size"], 1, 1 << 16),
+            storage=check_read_write_storage(**picked(given, READ_WRITE_STORAGE)),
+            cluster=ClusterConfig.from_params(**picked(given, CLUSTER_PARAMETERS)),
         )
 
 

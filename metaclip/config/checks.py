@@ -7,6 +7,7 @@ import math
 import os
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import MISSING, fields
 from typing import Any
 
 import orjson
@@ -267,3 +268,31 @@ def glob_base(uri: str) -> str:
 def contains(outer: str, inner: str) -> bool:
     """Whether location `inner` is `outer` or lies below it."""
     return inner == outer or inner.startswith(outer.rstrip("/") + "/")
+
+
+# --- a flow's parameters ---------------------------------------------------------------------
+
+CLUSTER_PARAMETERS = ("dask_address", "n_workers", "dashboard_address")
+
+
+def given_or_default(
+    config: type, given: Mapping[str, Any], extra: Sequence[str] = ()
+) -> dict[str, Any]:
+    """A flow's parameters as its configuration reads them: each one given, else its field's
+    default on the configuration dataclass (so a default is written once, on the field), else
+    None (required fields, and the `extra` parameters that are not fields, such as storage
+    options). A name the configuration does not know is a UserError."""
+    known = {f.name: f for f in fields(config)}
+    unknown = sorted(set(given) - set(known) - set(extra))
+    if unknown:
+        raise UserError(f"unknown parameters: {', '.join(unknown)}")
+    params: dict[str, Any] = dict.fromkeys(extra)
+    params.update({n: f.default for n, f in known.items() if f.default is not MISSING})
+    params.update({n: None for n in known if n not in params})
+    params.update(given)
+    return params
+
+
+def picked(params: Mapping[str, Any], names: Sequence[str]) -> dict[str, Any]:
+    """The given parameters among `names` (a part of the configuration built by its own class)."""
+    return {name: params[name] for name in names if name in params}

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from metaclip.config.checks import (
+    CLUSTER_PARAMETERS,
     _fail,
+    check_bool,
     check_choice,
     check_crawl_id,
     check_dask_address,
@@ -19,10 +21,12 @@ from metaclip.config.checks import (
     check_optional_location,
     check_output_location,
     check_positive,
+    given_or_default,
     optional_int,
     parse_options,
+    picked,
 )
-from metaclip.config.storage import StorageConfig
+from metaclip.config.storage import OPTION_PARAMETERS, StorageConfig
 from metaclip.curation.balance import DEFAULT_T
 from metaclip.curation.crawls import DATA_ROOT
 from metaclip.errors import UserError
@@ -30,6 +34,14 @@ from metaclip.extraction.limits import DEFAULT_LIMITS, ExtractLimits
 
 INPUT_FORMATS = ("wat", "warc", "auto")
 MAX_BUCKETS = 4096
+# The parameters a flow takes besides its configuration's fields: each location's storage
+# options and the Secret blocks (a StorageConfig), and the cluster's (a ClusterConfig).
+STORAGE_PARAMETERS = ("credentials", *OPTION_PARAMETERS.values())
+CURATE_EXTRA = (*STORAGE_PARAMETERS, *CLUSTER_PARAMETERS)
+REBALANCE_EXTRA = (
+    "credentials", OPTION_PARAMETERS["output"], OPTION_PARAMETERS["exclude_store"],
+    *CLUSTER_PARAMETERS,
+)  # fmt: skip
 # --- the cluster -----------------------------------------------------------------------------
 
 
@@ -42,15 +54,15 @@ class ClusterConfig:
     dashboard_address: str = ":8787"
 
     @classmethod
-    def from_params(
-        cls, dask_address: Any = None, n_workers: Any = None, dashboard_address: Any = ":8787"
-    ) -> ClusterConfig:
-        if not isinstance(dashboard_address, str):
-            raise _fail("dashboard_address", f"must be text like ':8787': {dashboard_address!r}")
+    def from_params(cls, **given: Any) -> ClusterConfig:
+        p = given_or_default(cls, given)
+        dashboard = p["dashboard_address"]
+        if not isinstance(dashboard, str):
+            raise _fail("dashboard_address", f"must be text like ':8787': {dashboard!r}")
         return cls(
-            check_dask_address("dask_address", dask_address),
-            optional_int("n_workers", n_workers, 1, 4096),
-            dashboard_address,
+            check_dask_address("dask_address", p["dask_address"]),
+            optional_int("n_workers", p["n_workers"], 1, 4096),
+            dashboard,
         )
 
 
@@ -84,62 +96,38 @@ class CurateConfig:
     cluster: ClusterConfig = ClusterConfig()
 
     @classmethod
-    def from_params(
-        cls,
-        *,
-        inputs: Any = None,
-        metadata: Any,
-        output: Any,
-        t: Any = DEFAULT_T,
-        seed: Any = 0,
-        batch_size: Any = 16,
-        n_buckets: Any = None,
-        one_text_per_image: Any = True,
-        exclude_store: Any = None,
-        store_tag: Any = None,
-        input_format: Any = "auto",
-        languages: Any = ("en",),
-        crawl: Any = None,
-        crawl_data_root: Any = DATA_ROOT,
-        max_files: Any = None,
-        reduce_fanout: Any = 16,
-        limits: Any = None,
-        credentials: Any = None,
-        dask_address: Any = None,
-        n_workers: Any = None,
-        dashboard_address: Any = ":8787",
-        **storage_options: Any,
-    ) -> CurateConfig:
-        inputs = check_inputs(inputs, crawl)
-        output = check_output_location("output", output)
-        store = check_optional_location("exclude_store", exclude_store)
+    def from_params(cls, **given: Any) -> CurateConfig:
+        """The configuration from a flow's parameters (defaults: the fields'), checked."""
+        p = given_or_default(cls, given, CURATE_EXTRA)
+        output = check_output_location("output", p["output"])
+        store = check_optional_location("exclude_store", p["exclude_store"])
         if store is not None:
             store = check_output_location("exclude_store", store)
             _check_apart(output, store)
+        store_tag = p["store_tag"]
         if store_tag is not None and not re.fullmatch(r"[A-Za-z0-9_.-]{1,100}", str(store_tag)):
             raise _fail("store_tag", "letters, digits, '.', '_' and '-' only (at most 100)")
-        if not isinstance(one_text_per_image, bool):
-            raise _fail("one_text_per_image", f"must be true or false, not {one_text_per_image!r}")
+        crawl = p["crawl"]
         return cls(
-            inputs=inputs,
-            metadata=check_location("metadata", metadata),
+            inputs=check_inputs(p["inputs"], crawl),
+            metadata=check_location("metadata", p["metadata"]),
             output=output,
-            t=check_positive("t", t),
-            seed=check_int("seed", seed, 0, 2**63 - 1),
-            batch_size=check_int("batch_size", batch_size, 1, 100_000),
-            n_buckets=optional_int("n_buckets", n_buckets, 1, MAX_BUCKETS),
-            one_text_per_image=one_text_per_image,
+            t=check_positive("t", p["t"]),
+            seed=check_int("seed", p["seed"], 0, 2**63 - 1),
+            batch_size=check_int("batch_size", p["batch_size"], 1, 100_000),
+            n_buckets=optional_int("n_buckets", p["n_buckets"], 1, MAX_BUCKETS),
+            one_text_per_image=check_bool("one_text_per_image", p["one_text_per_image"]),
             exclude_store=store,
             store_tag=store_tag,
-            input_format=check_choice("input_format", input_format, INPUT_FORMATS),
-            languages=check_languages("languages", languages),
+            input_format=check_choice("input_format", p["input_format"], INPUT_FORMATS),
+            languages=check_languages("languages", p["languages"]),
             crawl=None if crawl in (None, "") else check_crawl_id("crawl", crawl),
-            crawl_data_root=check_location("crawl_data_root", crawl_data_root),
-            max_files=optional_int("max_files", max_files, 1),
-            reduce_fanout=check_int("reduce_fanout", reduce_fanout, 2, 4096),
-            limits=check_limits("limits", limits),
-            storage=StorageConfig.from_params(credentials, **storage_options),
-            cluster=ClusterConfig.from_params(dask_address, n_workers, dashboard_address),
+            crawl_data_root=check_location("crawl_data_root", p["crawl_data_root"]),
+            max_files=optional_int("max_files", p["max_files"], 1),
+            reduce_fanout=check_int("reduce_fanout", p["reduce_fanout"], 2, 4096),
+            limits=check_limits("limits", p["limits"]),
+            storage=StorageConfig.from_params(**picked(given, STORAGE_PARAMETERS)),
+            cluster=ClusterConfig.from_params(**picked(given, CLUSTER_PARAMETERS)),
         )
 
     def with_output(self, output: str) -> CurateConfig:
@@ -173,29 +161,14 @@ class RebalanceConfig:
     cluster: ClusterConfig = ClusterConfig()
 
     @classmethod
-    def from_params(
-        cls,
-        *,
-        output: Any,
-        t: Any,
-        seed: Any = None,
-        output_options: Any = None,
-        exclude_store_options: Any = None,
-        credentials: Any = None,
-        dask_address: Any = None,
-        n_workers: Any = None,
-        dashboard_address: Any = ":8787",
-    ) -> RebalanceConfig:
+    def from_params(cls, **given: Any) -> RebalanceConfig:
+        p = given_or_default(cls, given, REBALANCE_EXTRA)
         return cls(
-            output=check_output_location("output", output),
-            t=check_positive("t", t),
-            seed=optional_int("seed", seed, 0, 2**63 - 1),
-            storage=StorageConfig.from_params(
-                credentials,
-                output_options=output_options,
-                exclude_store_options=exclude_store_options,
-            ),
-            cluster=ClusterConfig.from_params(dask_address, n_workers, dashboard_address),
+            output=check_output_location("output", p["output"]),
+            t=check_positive("t", p["t"]),
+            seed=optional_int("seed", p["seed"], 0, 2**63 - 1),
+            storage=StorageConfig.from_params(**picked(given, STORAGE_PARAMETERS)),
+            cluster=ClusterConfig.from_params(**picked(given, CLUSTER_PARAMETERS)),
         )
 
 
@@ -211,38 +184,28 @@ class MonthlyConfig:
     metadata: str
     collinfo: str
     data_root: str
-    lookback: int
-    max_files: int | None
-    crawl_options: dict[str, Any]
     curate: dict[str, Any]
+    lookback: int = 1
+    max_files: int | None = None
+    crawl_options: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def from_params(
-        cls,
-        *,
-        output_root: Any,
-        metadata: Any,
-        collinfo: Any,
-        data_root: Any,
-        lookback: Any = 1,
-        max_files: Any = None,
-        crawl_options: Any = None,
-        curate: Mapping[str, Any],
-    ) -> MonthlyConfig:
-        root = _deployment_location("output_root", output_root, "METACLIP_OUTPUT_ROOT")
-        data_root = check_location("data_root", data_root)
-        crawl_opts = parse_options("crawl_options", crawl_options)
-        if crawl_options in (None, "") and data_root.startswith("s3://commoncrawl"):
+    def from_params(cls, **given: Any) -> MonthlyConfig:
+        p = given_or_default(cls, given)
+        root = _deployment_location("output_root", p["output_root"], "METACLIP_OUTPUT_ROOT")
+        data_root = check_location("data_root", p["data_root"])
+        crawl_opts = parse_options("crawl_options", p["crawl_options"])
+        if p["crawl_options"] in (None, "") and data_root.startswith("s3://commoncrawl"):
             crawl_opts = {"anon": True}  # the public bucket: read anonymously, and only it
         config = cls(
             output_root=check_output_location("output_root", root),
-            metadata=_deployment_location("metadata", metadata, "METACLIP_METADATA"),
-            collinfo=check_location("collinfo", collinfo),
+            metadata=_deployment_location("metadata", p["metadata"], "METACLIP_METADATA"),
+            collinfo=check_location("collinfo", p["collinfo"]),
             data_root=data_root,
-            lookback=check_int("lookback", lookback, 1, 1000),
-            max_files=optional_int("max_files", max_files, 1),
+            lookback=check_int("lookback", p["lookback"], 1, 1000),
+            max_files=optional_int("max_files", p["max_files"], 1),
             crawl_options=crawl_opts,
-            curate=dict(curate),
+            curate=dict(p["curate"] or {}),
         )
         config.curate_config(PROBE_CRAWL)  # the curation's parameters, checked now
         return config

@@ -94,7 +94,7 @@ class Stores:
 
 
 def check_read_write_storage(
-    credentials: Any, input_options: Any, output_options: Any
+    credentials: Any = None, input_options: Any = None, output_options: Any = None
 ) -> StorageConfig:
     """Storage of a flow that reads `inputs` and writes `output`: their options (never
     credentials) and, for those two locations only, Prefect Secret block names."""

@@ -14,8 +14,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from metaclip.config import Stores
-from metaclip.curation import partition as buckets
+from metaclip.curation import partition
 from metaclip.curation.plan import format_of
+from metaclip.curation.settings import RunSettings
 from metaclip.extraction.lid import LanguageIdentifier, keep_languages
 from metaclip.extraction.limits import DEFAULT_LIMITS, ExtractLimits
 from metaclip.extraction.pairs import ExtractStats, concat_pairs
@@ -69,38 +70,34 @@ def match_pairs(pairs: pa.Table, matcher: Matcher) -> tuple[pa.Table, int]:
     return matched, pairs.num_rows - matched.num_rows
 
 
+# The settings that change a batch's output (its cache key, with its files' identities).
+KEYED_BY = ("output", "metadata_sha256", "n_buckets", "input_format", "languages", "limits")
+
+
 def process_batch(
-    files: Sequence[str],
-    batch_id: str,
-    output: str,
-    metadata_uri: str,
-    metadata_sha256: str,
-    n_buckets: int,
-    fmt: str = "auto",
-    languages: Sequence[str] | None = None,
-    stores: Stores | None = None,
-    limits: ExtractLimits = DEFAULT_LIMITS,
+    settings: RunSettings, stores: Stores, batch_id: str, files: Sequence[str]
 ) -> dict[str, Any]:
     """Extract and match a batch of files; write its matched pairs split by uuid bucket.
 
-    `languages`: keep only texts that fastText identifies as one of these (None: keep all).
-    `limits`: the per-record extraction limits (metaclip.extraction.limits).
+    Texts are kept when fastText identifies them as one of `settings.languages` (None: all);
+    every file is read within `settings.limits` (metaclip.extraction.limits).
 
     The manifest is written last: a batch without one is unfinished and read by no one.
     """
-    stores = stores or Stores()
     opts = stores.output
-    layout = OutputLayout(output)
+    layout = OutputLayout(settings.output)
+    n_buckets = settings.n_buckets
     started = time.perf_counter()
-    pairs, stats = extract_files(files, fmt, limits, **stores.inputs)
-    if languages:
-        pairs, other_language = keep_languages(pairs, list(languages), LanguageIdentifier())
+    pairs, stats = extract_files(files, settings.input_format, settings.limits, **stores.inputs)
+    if settings.languages:
+        languages = list(settings.languages)
+        pairs, other_language = keep_languages(pairs, languages, LanguageIdentifier())
         stats.skip("other_language", other_language)
     else:
         pairs = pairs.append_column(LANGUAGE[0], pa.nulls(pairs.num_rows, pa.string()))
         pairs = pairs.append_column(LANGUAGE[1], pa.nulls(pairs.num_rows, pa.float32()))
     extracted = time.perf_counter()
-    matcher = matcher_for(metadata_uri, metadata_sha256, **stores.metadata)
+    matcher = matcher_for(settings.metadata_uri, settings.metadata_sha256, **stores.metadata)
     matched, unmatched = match_pairs(pairs, matcher)
     matched_at = time.perf_counter()
     manifest: dict[str, Any] = {
@@ -111,7 +108,7 @@ def process_batch(
         "rows": [],
         "sha256": [],
     }
-    for bucket, rows in buckets.split_by_bucket(matched, n_buckets).items():
+    for bucket, rows in partition.split_by_bucket(matched, n_buckets).items():
         sha = storage.write_parquet_atomic(layout.matched_part(bucket, batch_id), rows, **opts)
         manifest["buckets"].append(bucket)
         manifest["rows"].append(rows.num_rows)

@@ -16,8 +16,9 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from metaclip.config import Stores
-from metaclip.curation import partition as buckets
+from metaclip.curation import partition
 from metaclip.curation.counts import SparseCounts
+from metaclip.curation.settings import RunSettings
 from metaclip.io import storage
 from metaclip.io.paths import OutputLayout, StoreLayout
 from metaclip.io.results import peak_rss_mb, read_json, written
@@ -32,10 +33,12 @@ INDEX = pa.schema(
 
 
 def build_bucket_index(
-    manifest_uris: Sequence[str], out_uri: str, **storage_options: Any
+    settings: RunSettings, stores: Stores, manifest_uris: Sequence[str], out_uri: str
 ) -> dict[str, Any]:
     """One table of every committed part (bucket, batch, rows, sha256), sorted by bucket, so a
-    bucket task reads only its own slice instead of every manifest."""
+    bucket task reads only its own slice instead of every manifest. `out_uri` names the set of
+    batches (OutputLayout.bucket_index of their digest), so it keys the index's result."""
+    storage_options = stores.output
     columns: dict[str, list[Any]] = {name: [] for name in INDEX.names}
     for uri in manifest_uris:
         manifest = read_json(uri, **storage_options)
@@ -71,15 +74,15 @@ def read_bucket_inputs(
             data = storage.read_bytes(uri, **storage_options)
         except FileNotFoundError:
             data = b""
-        if buckets.sha256_hex(data) != sha:
+        if partition.sha256_hex(data) != sha:
             storage.remove(layout.manifest(batch_id), **storage_options)
             storage.remove(uri, **storage_options)
-            raise buckets.CorruptIntermediateError(uri)
+            raise partition.CorruptIntermediateError(uri)
         table = pq.read_table(pa.BufferReader(data))
         if sub is not None:
             table = table.filter(pa.array(sub_bucket_of(table["uuid"], sub[1]) == sub[0]))
         tables.append(table)
-    return buckets.concat(tables, MATCHED)
+    return partition.concat(tables, MATCHED)
 
 
 def _bucket_parts(index_uri: str, bucket: int, **storage_options: Any) -> pa.Table:
@@ -96,7 +99,7 @@ def max_bucket_rows() -> int:
 def sub_bucket_of(uuids: pa.Array | pa.ChunkedArray, n_subs: int) -> np.ndarray:
     """Sub-bucket of each uuid: from other uuid digits than its bucket, so all the texts of an
     image share one sub-bucket and the split is even."""
-    return buckets.bucket_of(uuids, n_subs, digits_from=8)
+    return partition.bucket_of(uuids, n_subs, digits_from=8)
 
 
 def read_seen_uuids(
@@ -116,27 +119,29 @@ def read_seen_uuids(
     return pa.concat_tables(tables)["uuid"].combine_chunks().unique()
 
 
+# The settings that change a bucket's output (its cache key, with its index's identity); the
+# index's output is named by the batches' digest, so no setting changes it.
+KEYED_BY = ("output", "exclude_store", "store_tag")
+INDEX_KEYED_BY: tuple[str, ...] = ()
+
+
 def process_bucket(
-    bucket: int,
-    index_uri: str,
-    output: str,
-    exclude_store: str | None = None,
-    store_tag: str = "",
-    stores: Stores | None = None,
+    settings: RunSettings, stores: Stores, bucket: int, index_uri: str
 ) -> dict[str, Any]:
     """Deduplicate one bucket across all batches, drop earlier dumps' images, count entries.
 
     A bucket of more than max_bucket_rows() pairs is done as sub-buckets by uuid, one at a
     time, each written to its own dedup part (every part is then read once per sub-bucket).
     """
-    stores = stores or Stores()
     opts = stores.output
-    layout = OutputLayout(output)
+    layout = OutputLayout(settings.output)
     started = time.perf_counter()
     rows = sum(_bucket_parts(index_uri, bucket, **opts)["rows"].to_pylist())
     n_subs = max(1, -(-rows // max_bucket_rows()))
     subs: list[int | None] = [None] if n_subs == 1 else list(range(n_subs))
-    seen = read_seen_uuids(exclude_store, bucket, store_tag, **stores.exclude_store)
+    seen = read_seen_uuids(
+        settings.exclude_store, bucket, settings.store_tag, **stores.exclude_store
+    )
     totals = {"pairs_in": 0, "pairs_unique": 0, "duplicates": 0, "excluded_seen": 0, "images": 0}
     counts = []
     for sub in subs:
@@ -144,9 +149,9 @@ def process_bucket(
             layout, bucket, index_uri, None if sub is None else (sub, n_subs), **opts
         )
         totals["pairs_in"] += part.num_rows
-        unique, duplicates = buckets.dedup_pairs(part)
+        unique, duplicates = partition.dedup_pairs(part)
         del part  # the bucket's input is the largest thing a worker holds: free it first
-        unique, excluded = buckets.exclude_uuids(unique, seen)
+        unique, excluded = partition.exclude_uuids(unique, seen)
         storage.write_parquet_atomic(layout.dedup_part(bucket, sub), unique, **opts)
         counts.append(SparseCounts.from_entry_ids(unique["entry_ids"]))
         totals["pairs_unique"] += unique.num_rows

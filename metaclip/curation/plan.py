@@ -6,12 +6,9 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
-from metaclip.config import StorageConfig
 from metaclip.errors import UserError
-from metaclip.extraction.limits import DEFAULT_LIMITS, ExtractLimits
 from metaclip.io import storage
 from metaclip.io.paths import StoreLayout
 from metaclip.io.results import read_json, write_json
@@ -103,47 +100,3 @@ def check_store(store: str, n_buckets: int, **storage_options: Any) -> None:
         raise UserError(
             f"exclusion store {store} has {existing} buckets; run with n_buckets={existing}"
         )
-
-
-@dataclass(frozen=True)
-class RunSettings:
-    """What the stage tasks of one curation share, fixed by the flow's preflight (the file
-    list stays in the flow: a crawl's would weigh on every task)."""
-
-    output: str
-    metadata_uri: str
-    metadata_sha256: str
-    n_buckets: int
-    input_format: str
-    languages: tuple[str, ...] | None
-    t: float
-    seed: int
-    one_text_per_image: bool
-    exclude_store: str | None
-    store_tag: str
-    batch_size: int
-    reduce_fanout: int
-    limits: ExtractLimits = DEFAULT_LIMITS
-    storage: StorageConfig = StorageConfig()
-
-    def record(self) -> dict[str, Any]:
-        """The settings that define the run's outputs, by the names the work record and the
-        summary use (storage options left out: they say how to reach files, not what is in
-        them, and input identities are keyed separately). `limits`: all six, so that the run
-        key and the record say which were in effect whatever the defaults become."""
-        return {
-            "metadata_uri": self.metadata_uri,
-            "metadata_sha256": self.metadata_sha256,
-            "output": self.output,
-            "t": self.t,
-            "seed": self.seed,
-            "batch_size": self.batch_size,
-            "n_buckets": self.n_buckets,
-            "one_per_image": self.one_text_per_image,
-            "exclude_store": self.exclude_store,
-            "store_tag": self.store_tag,
-            "input_format": self.input_format,
-            "languages": list(self.languages) if self.languages else None,
-            "reduce_fanout": self.reduce_fanout,
-            "limits": self.limits.to_dict(),
-        }

@@ -7,33 +7,39 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from metaclip.config import Stores
 from metaclip.curation.counts import SparseCounts, entry_counts_table
+from metaclip.curation.settings import RunSettings
 from metaclip.io import storage
 from metaclip.io.paths import OutputLayout
 from metaclip.io.results import written
 from metaclip.metadata import load_metadata
 
+# The settings that change these stages' outputs: none but the metadata (write_entry_counts);
+# their inputs are keyed by identity, their outputs by URI.
+REDUCE_KEYED_BY: tuple[str, ...] = ()
+ENTRY_COUNTS_KEYED_BY = ("metadata_sha256",)
 
-def reduce_counts(uris: Sequence[str], out_uri: str, **storage_options: Any) -> dict[str, Any]:
-    total = SparseCounts.sum(SparseCounts.load(u, **storage_options) for u in uris)
-    total.save(out_uri, **storage_options)
-    return {"uri": out_uri, "outputs": written([out_uri], **storage_options)}
+
+def reduce_counts(
+    settings: RunSettings, stores: Stores, uris: Sequence[str], out_uri: str
+) -> dict[str, Any]:
+    """The sum of some partial counts (one node of the tree reduction)."""
+    opts = stores.output
+    total = SparseCounts.sum(SparseCounts.load(u, **opts) for u in uris)
+    total.save(out_uri, **opts)
+    return {"uri": out_uri, "outputs": written([out_uri], **opts)}
 
 
 def write_entry_counts(
-    total_uri: str,
-    metadata_uri: str,
-    out_uri: str,
-    metadata_options: dict[str, Any] | None = None,
-    **storage_options: Any,
+    settings: RunSettings, stores: Stores, total_uri: str, out_uri: str
 ) -> dict[str, Any]:
-    """The published global counts: dense over every metadata entry (storage_options: the
-    output's; metadata_options: the metadata's)."""
-    metadata = load_metadata(metadata_uri, **(metadata_options or {}))
-    dense = SparseCounts.load(total_uri, **storage_options).to_dense(len(metadata))
+    """The published global counts: dense over every metadata entry."""
+    metadata = load_metadata(settings.metadata_uri, **stores.metadata)
+    dense = SparseCounts.load(total_uri, **stores.output).to_dense(len(metadata))
     table = entry_counts_table(dense, metadata.entries, metadata.sha256, metadata.uri)
-    storage.write_parquet_atomic(out_uri, table, **storage_options)
-    return {"uri": out_uri, "outputs": written([out_uri], **storage_options)}
+    storage.write_parquet_atomic(out_uri, table, **stores.output)
+    return {"uri": out_uri, "outputs": written([out_uri], **stores.output)}
 
 
 def reduction_plan(

@@ -16,6 +16,7 @@ from metaclip.curation import balance
 from metaclip.curation.counts import read_entry_counts
 from metaclip.curation.dedup import dedup_parts
 from metaclip.curation.record import read_run_record
+from metaclip.curation.settings import RunSettings
 from metaclip.io import storage
 from metaclip.io.paths import OutputLayout, StoreLayout
 from metaclip.io.results import written
@@ -42,33 +43,32 @@ def candidates(table: pa.Table, seed: int, one_per_image: bool) -> pa.Table:
     return table.take(pa.array(chosen))
 
 
+# The settings that change a bucket's sample (its cache key, with its inputs' identities).
+KEYED_BY = ("output", "t", "seed", "one_text_per_image", "exclude_store", "store_tag")
+
+
 def sample_bucket(
+    settings: RunSettings,
+    stores: Stores,
     bucket: int,
-    output: str,
     counts_uri: str,
-    t: float,
-    seed: int,
-    one_per_image: bool = True,
-    exclude_store: str | None = None,
-    store_tag: str = "",
-    stores: Stores | None = None,
     dedup_uris: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """Balanced sampling of one deduplicated bucket into its curated part (one per sub-bucket
     where the bucket was deduplicated as sub-buckets: `dedup_uris`, default the one part)."""
-    stores = stores or Stores()
+    s = settings
     opts = stores.output
-    layout = OutputLayout(output)
+    layout = OutputLayout(s.output)
     started = time.perf_counter()
-    probs = _entry_probabilities(counts_uri, t, **opts)
+    probs = _entry_probabilities(counts_uri, s.t, **opts)
     dedup_uris = list(dedup_uris or [layout.dedup_part(bucket)])
     subs: list[int | None] = [None] if len(dedup_uris) == 1 else list(range(len(dedup_uris)))
     outputs, kept_uuids, n_candidates, n_kept = [], [], 0, 0
     for sub, uri in zip(subs, dedup_uris, strict=True):
-        table = candidates(storage.read_parquet(uri, **opts), seed, one_per_image)
+        table = candidates(storage.read_parquet(uri, **opts), s.seed, s.one_text_per_image)
         mask = balance.sample_mask(
             table["entry_ids"], table["uuid"].to_pylist(), table["text"].to_pylist(), probs,
-            seed,
+            s.seed,
         )
         curated = curated_from_matched(table.filter(pa.array(mask)))
         outputs.append(layout.curated_part(bucket, sub))
@@ -76,8 +76,8 @@ def sample_bucket(
         n_candidates, n_kept = n_candidates + table.num_rows, n_kept + curated.num_rows
         kept_uuids.append(curated["uuid"])
     identities = written(outputs, **opts)
-    if exclude_store:
-        store_part = StoreLayout(exclude_store).part(bucket, store_tag)
+    if s.exclude_store:
+        store_part = StoreLayout(s.exclude_store).part(bucket, s.store_tag)
         uuids = pa.table({"uuid": pa.chunked_array(kept_uuids, pa.string())})
         storage.write_parquet_atomic(store_part, uuids, **stores.exclude_store)
         identities.update(written([store_part], **stores.exclude_store))

@@ -8,7 +8,7 @@ the workers or sharding.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
@@ -21,6 +21,9 @@ from metaclip.io import storage
 from metaclip.io.results import written
 from metaclip.io.schemas import CURATED
 
+if TYPE_CHECKING:  # metaclip.config imports this module's constants
+    from metaclip.config import ExpertsConfig, Stores
+
 # Expert parts: the curated columns (img2dataset reads url/caption) plus where the pair fell.
 EXPERT = (
     CURATED.append(pa.field("fine_cluster", pa.int32(), nullable=False))
@@ -30,24 +33,31 @@ EXPERT = (
 
 N_EXAMPLES = 8
 
+# The settings that change each stage's output (with its files' identities and its own
+# arguments: the sample's file, rate and shard index; the shard's id).
+SAMPLE_KEYED_BY = ("seed",)
+ASSIGN_KEYED_BY = ("output", "outside_share", "seed", "n_examples")
+
 
 def sample_shard(
+    settings: ExpertsConfig,
+    stores: Stores,
     embeddings_uri: str,
     out_uri: str,
     rate: float,
-    seed: int,
     shard_index: int,
-    **storage_options: Any,
 ) -> dict[str, Any]:
-    """Keep each row with probability `rate` (seeded per shard) for the k-means sample."""
-    x = load_array(embeddings_uri, **storage_options)
-    rng = np.random.default_rng([seed, shard_index])
+    """Keep each row with probability `rate` (seeded by `settings.seed` and the shard) for the
+    k-means sample; everything under the MoDE output, read and written with its options."""
+    opts = stores.output
+    x = load_array(embeddings_uri, **opts)
+    rng = np.random.default_rng([settings.seed, shard_index])
     picked = x[rng.random(len(x)) < rate]
-    save_array(out_uri, picked, **storage_options)
+    save_array(out_uri, picked, **opts)
     return {
         "sample_uri": out_uri,
         "rows": len(picked),
-        "outputs": written([out_uri], **storage_options),
+        "outputs": written([out_uri], **opts),
     }
 
 
@@ -91,22 +101,21 @@ def expert_table(
 
 
 def assign_shard(
+    settings: ExpertsConfig,
+    stores: Stores,
     curated_uri: str,
     embeddings_uri: str,
     centres_uri: str,
     shard: str,
-    output: str,
-    outside_share: float = 0.0,
-    seed: int = 0,
-    n_examples: int = N_EXAMPLES,
-    *,
-    input_options: dict[str, Any] | None = None,
-    output_options: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Write this shard's part of every expert; return sizes and example captions. The
-    curated shard is read with `input_options`; embeddings, centres and the expert parts (all
-    under the MoDE output) with `output_options`."""
-    read, write = input_options or {}, output_options or {}
+    """Write this shard's part of every expert under `settings.output`, with about
+    `settings.outside_share` out-of-cluster pairs drawn with `settings.seed`; return sizes and
+    `settings.n_examples` example captions per expert. The curated shard is read with the
+    inputs' options; embeddings, centres and the expert parts (all under the MoDE output) with
+    the output's."""
+    read, write = stores.inputs, stores.output
+    output, outside_share = settings.output, settings.outside_share
+    seed, n_examples = settings.seed, settings.n_examples
     centres = Centres.load(centres_uri, **write)
     table = storage.read_parquet(curated_uri, **read)
     x = load_array(embeddings_uri, **write)

@@ -14,13 +14,16 @@ from __future__ import annotations
 import functools
 import io
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
 from metaclip.errors import UserError
 from metaclip.io import storage
 from metaclip.io.results import written
+
+if TYPE_CHECKING:  # metaclip.config imports this module's constants
+    from metaclip.config import ExpertsConfig, Stores
 
 DEFAULT_ENCODER = "all-MiniLM-L6-v2"
 SIMCSE = "princeton-nlp/sup-simcse-bert-base-uncased"
@@ -154,30 +157,32 @@ def load_array(uri: str, **storage_options: Any) -> np.ndarray:
     return np.load(io.BytesIO(storage.read_bytes(uri, **storage_options)), allow_pickle=False)
 
 
+# The settings that change a shard's embeddings (with the shard's identity and `out_uri`;
+# batch_size does not).
+KEYED_BY = ("encoder", "normalize", "dtype")
+
+
 def embed_shard(
+    settings: ExpertsConfig,
+    stores: Stores,
     curated_uri: str,
     out_uri: str,
-    encoder: str = DEFAULT_ENCODER,
-    normalize: bool = True,
-    dtype: str = "float16",
-    batch_size: int = BATCH_SIZE,
     device: str | None = None,
-    *,
-    input_options: dict[str, Any] | None = None,
-    output_options: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Embed one curated shard's captions into `out_uri` (row i = caption i of the shard).
-    The shard is read with `input_options`, the embeddings written with `output_options`.
+    """Embed one curated shard's captions into `out_uri` (row i = caption i of the shard) with
+    `settings.encoder` (`normalize`d, stored as `dtype`, `batch_size` captions at a time).
+    The shard is read with the inputs' options, the embeddings written with the output's.
 
     float16 halves storage (2.5B x 384 dims: 1.9 TB instead of 3.8 TB); k-means and assignment
     compute in float32.
     """
+    dtype = settings.dtype
     if dtype not in DTYPES:
         raise UserError(f"dtype must be one of {', '.join(DTYPES)}: {dtype!r}")
-    read, write = input_options or {}, output_options or {}
+    read, write = stores.inputs, stores.output
     captions = storage.read_parquet(curated_uri, ["caption"], **read)["caption"]
-    model = load_encoder(encoder, device)
-    vectors = embed_texts(captions.to_pylist(), model, normalize, batch_size)
+    model = load_encoder(settings.encoder, device)
+    vectors = embed_texts(captions.to_pylist(), model, settings.normalize, settings.batch_size)
     save_array(out_uri, vectors.astype(dtype), **write)
     return {
         "embeddings_uri": out_uri,

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow.parquet as pq
 
 from metaclip.errors import UserError
 from metaclip.experts.embedding import load_array
-from metaclip.experts.kmeans import N_COARSE, N_FINE, N_ITER, fit_centres
+from metaclip.experts.kmeans import fit_centres
 from metaclip.io import storage
 from metaclip.io.paths import OutputLayout
 from metaclip.io.results import written
+
+if TYPE_CHECKING:  # metaclip.config imports this module's constants
+    from metaclip.config import ExpertsConfig, Stores
 
 SAMPLE_SIZE = 1_000_000
 
@@ -48,22 +51,28 @@ def sample_rate(total: int, sample_size: int) -> float:
     return 1.0 if total <= sample_size else sample_size / total
 
 
+# The settings that change the centres (with the samples' identities, `out_uri` and `meta`).
+FIT_KEYED_BY = ("n_fine", "n_coarse", "balanced", "niter", "seed")
+
+
 def fit_from_samples(
+    settings: ExpertsConfig,
+    stores: Stores,
     sample_uris: list[str],
     out_uri: str,
-    n_fine: int = N_FINE,
-    n_coarse: int = N_COARSE,
-    balanced: bool = False,
-    niter: int = N_ITER,
-    seed: int = 0,
     meta: dict[str, Any] | None = None,
-    **storage_options: Any,
 ) -> dict[str, Any]:
-    parts = [load_array(u, **storage_options).astype(np.float32) for u in sample_uris]
+    """Fit the fine and coarse centres (kmeans.fit_centres with the settings' n_fine, n_coarse,
+    balanced, niter and seed) on the samples; save them, with `meta`, to `out_uri` (all under
+    the MoDE output, read and written with its options)."""
+    opts, n_fine = stores.output, settings.n_fine
+    parts = [load_array(u, **opts).astype(np.float32) for u in sample_uris]
     sample = np.concatenate([p for p in parts if len(p)]) if any(len(p) for p in parts) else None
     if sample is None or len(sample) < n_fine:
         got = 0 if sample is None else len(sample)
         raise UserError(f"the k-means sample has {got} rows, fewer than n_fine={n_fine}")
-    centres = fit_centres(sample, n_fine, n_coarse, balanced, niter, seed, meta)
-    centres.save(out_uri, **storage_options)
-    return {"centres_uri": out_uri, "outputs": written([out_uri], **storage_options)}
+    centres = fit_centres(
+        sample, n_fine, settings.n_coarse, settings.balanced, settings.niter, settings.seed, meta
+    )
+    centres.save(out_uri, **opts)
+    return {"centres_uri": out_uri, "outputs": written([out_uri], **opts)}

@@ -1,7 +1,7 @@
 """Extraction: Common Crawl WAT and WARC files to (image URL, text) pairs, with a language.
 
 records (gzip members and WARC records, within limits, resynchronised after damage) -> wat /
-warc (one file's pairs; warc via htmlpage for the HTML) -> pairs (the PAIRS table: URL
+warc (one file's pairs; warc via html for the HTML) -> pairs (the PAIRS table: URL
 resolution, uuid, text cleaning, within-file dedup) -> lid (fastText language of each text).
 limits owns the per-record bounds; urls owns image URL resolution and MetaCLIP's uuid.
 """

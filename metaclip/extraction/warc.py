@@ -3,7 +3,7 @@
 Every `<img>` of a page (selectolax's lexbor parser, the HTML5 algorithm in C) goes through
 `PairBuffer.add_images`, as the WAT path does: same URL resolution, uuid, text cleaning and
 within-file dedup, same PAIRS schema. Records come from metaclip.extraction.records (size limits,
-resynchronisation after damage); a page's parse is bounded by metaclip.extraction.htmlpage.
+resynchronisation after damage); a page's parse is bounded by metaclip.extraction.html.
 
 The HTTP message is split here (not by a WARC library's HTTP parser), because old crawls
 (ClueWeb09, WARC/0.18) end HTTP header lines with a bare LF, which FastWARC misreads.
@@ -17,11 +17,10 @@ from typing import IO, Any
 
 import pyarrow as pa
 
-from metaclip.extraction.htmlpage import add_html_page, decode_html, is_html
+from metaclip.extraction.html import add_html_page, decode_html, is_html
 from metaclip.extraction.limits import DEFAULT_LIMITS, ExtractLimits
 from metaclip.extraction.pairs import ExtractStats, PairBuffer
-from metaclip.extraction.records import iter_records
-from metaclip.io import storage
+from metaclip.extraction.records import extract_file, iter_records
 
 _HEX = re.compile(rb"[0-9a-fA-F]{1,16}")
 
@@ -149,12 +148,4 @@ def extract_warc_file(
     uri: str, limits: ExtractLimits = DEFAULT_LIMITS, **storage_options: Any
 ) -> tuple[pa.Table, ExtractStats]:
     """Extract one WARC file: (PAIRS table, stats). A missing file is a counted skip."""
-    stats = ExtractStats(files=1)
-    try:
-        stream = storage.open_input(uri, **storage_options)
-    except FileNotFoundError:
-        stats.skip("missing_file")
-        return PairBuffer(uri, stats, limits).to_table(), stats
-    with stream:
-        buffer = extract_warc_stream(stream, uri, stats, limits)
-    return buffer.to_table(), stats
+    return extract_file(uri, extract_warc_stream, limits, **storage_options)

@@ -17,8 +17,7 @@ import pyarrow as pa
 
 from metaclip.extraction.limits import DEFAULT_LIMITS, ExtractLimits
 from metaclip.extraction.pairs import ExtractStats, PairBuffer
-from metaclip.extraction.records import iter_records
-from metaclip.io import storage
+from metaclip.extraction.records import extract_file, iter_records
 
 IMG_PATH_PREFIX = "IMG@/src"
 HTML_MARKER = b'"HTML-Metadata"'  # the key add_wat_record needs, as ia-web-commons writes it
@@ -221,12 +220,4 @@ def extract_wat_file(
     uri: str, limits: ExtractLimits = DEFAULT_LIMITS, **storage_options: Any
 ) -> tuple[pa.Table, ExtractStats]:
     """Extract one WAT file: (PAIRS table, stats). A missing file is a counted skip."""
-    stats = ExtractStats(files=1)
-    try:
-        stream = storage.open_input(uri, **storage_options)
-    except FileNotFoundError:
-        stats.skip("missing_file")
-        return PairBuffer(uri, stats, limits).to_table(), stats
-    with stream:
-        buffer = extract_wat_stream(stream, uri, stats, limits)
-    return buffer.to_table(), stats
+    return extract_file(uri, extract_wat_stream, limits, **storage_options)

@@ -20,7 +20,7 @@ import zlib
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
 import orjson
@@ -32,6 +32,9 @@ from metaclip.io import storage
 from metaclip.metadata import manifest
 from metaclip.metadata.streams import InputDigest, open_text, peek_lines
 from metaclip.metadata.text import BREAK, tokens_with_breaks
+
+if TYPE_CHECKING:  # metaclip.config imports this module's constants
+    from metaclip.config import BuildMetadataConfig, Stores
 
 TEXT_FORMATS = ("auto", "text", "jsonl")
 COUNT_LAYOUTS = ("auto", "last", "first")
@@ -195,18 +198,21 @@ def text_chunks(stream: IO[str], text_format: str, stats: Counter[str]) -> Itera
         yield "".join(buffer)
 
 
+# The settings that change a counting task's output (with its files' identities and folder).
+TEXT_KEYED_BY = ("partitions", "text_format")
+FILE_KEYED_BY = ("partitions", "count_layout")
+
+
 def count_text_batch(
-    files: list[str],
-    directory: str,
-    partitions: int,
-    max_items: int = 1_000_000,
-    text_format: str = "auto",
-    input_options: dict[str, Any] | None = None,
-    output_options: dict[str, Any] | None = None,
+    settings: BuildMetadataConfig, stores: Stores, files: list[str], directory: str
 ) -> NgramBatch:
-    """Count the unigrams and bigrams of a batch of text files into `directory` (module doc);
-    the files are read with `input_options`, `directory` written with `output_options`."""
-    read, opts = input_options or {}, output_options or {}
+    """Count the unigrams and bigrams of a batch of text files (`settings.text_format`) into
+    `directory` (module doc), in `settings.partitions` partitions, with at most
+    `settings.max_items` n-grams in memory; the files are read with the inputs' options,
+    `directory` written with the output's."""
+    partitions, max_items = settings.partitions, settings.max_items
+    text_format = settings.text_format
+    read, opts = stores.inputs, stores.output
     done = manifest.load(storage.join(directory, "_manifest.json"), NgramBatch, opts)
     if done is not None:
         return done
@@ -309,18 +315,13 @@ def _count_parquet(
 
 
 def count_file_batch(
-    files: list[str],
-    kind: str,
-    directory: str,
-    partitions: int,
-    max_items: int = 1_000_000,
-    layout: str = "auto",
-    input_options: dict[str, Any] | None = None,
-    output_options: dict[str, Any] | None = None,
+    settings: BuildMetadataConfig, stores: Stores, files: list[str], kind: str, directory: str
 ) -> NgramBatch:
-    """Partition precomputed `kind` ('unigram' or 'bigram') count files into `directory`
-    (files read with `input_options`, `directory` written with `output_options`)."""
-    read, opts = input_options or {}, output_options or {}
+    """Partition precomputed `kind` ('unigram' or 'bigram') count files (lines laid out as
+    `settings.count_layout` says) into `directory`, in `settings.partitions` partitions (files
+    read with the inputs' options, `directory` written with the output's)."""
+    partitions, max_items, layout = settings.partitions, settings.max_items, settings.count_layout
+    read, opts = stores.inputs, stores.output
     done = manifest.load(storage.join(directory, "_manifest.json"), NgramBatch, opts)
     if done is not None:
         return done

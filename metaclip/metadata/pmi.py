@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
@@ -34,6 +34,9 @@ from metaclip.metadata.ngrams import (
 )
 from metaclip.metadata.sources import SourceList, write_source_list
 from metaclip.metadata.streams import InputDigest
+
+if TYPE_CHECKING:  # metaclip.config imports metaclip.metadata's constants
+    from metaclip.config import BuildMetadataConfig, Stores
 
 _MARGIN = 1e-6  # float64 pre-filter slack; the exact NLTK expression decides
 _MERGE_FILES = 16
@@ -108,14 +111,35 @@ def _partials(batches: Sequence[NgramBatch], kind: str, partition: int) -> list[
     ]
 
 
+def _total(unigrams: Sequence[UnigramPartition]) -> int:
+    """N: the sum of all unigram counts."""
+    return sum(u.total for u in unigrams)
+
+
+def _inputs(batches: Sequence[NgramBatch], kinds: set[str]) -> list[InputDigest]:
+    """What the batches that counted `kinds` read (a source's provenance)."""
+    return [d for b in batches if kinds & set(b.kinds) for d in b.inputs]
+
+
+# The settings that change each stage's output (with its call's own arguments: the batches or
+# partitions it reads, its partition, its folder or list file).
+REDUCE_KEYED_BY: tuple[str, ...] = ()
+JOIN_KEYED_BY = ("partitions", "min_bigram_pmi")
+SCORE_KEYED_BY = ("min_bigram_pmi",)
+UNIGRAM_KEYED_BY = ("min_unigram_count",)
+BIGRAM_KEYED_BY = ("min_bigram_pmi",)
+
+
 def reduce_unigram_partition(
+    settings: BuildMetadataConfig,
+    stores: Stores,
     batches: Sequence[NgramBatch],
     partition: int,
     stage: str,
-    storage_options: dict[str, Any] | None = None,
 ) -> UnigramPartition:
-    """Sum one partition's unigram counts over all batches into `stage`."""
-    opts = storage_options or {}
+    """Sum one partition's unigram counts over all batches into `stage` (written with the
+    output's options; no setting changes it)."""
+    opts = stores.output
     uri = storage.join(stage, f"unigram-p{partition:04d}.parquet")
     done = manifest.load(f"{uri}.json", UnigramPartition, opts)
     if done is not None:
@@ -139,17 +163,17 @@ def _unigrams(part: UnigramPartition, name: str, opts: dict[str, Any]) -> pa.Tab
 
 
 def join_first_word(
+    settings: BuildMetadataConfig,
+    stores: Stores,
     batches: Sequence[NgramBatch],
     partition: int,
-    partitions: int,
-    unigram: UnigramPartition,
-    total: int,
-    min_pmi: float,
+    unigrams: Sequence[UnigramPartition],
     stage: str,
-    storage_options: dict[str, Any] | None = None,
 ) -> JoinedPartition:
-    """Sum one first-word partition's bigrams, attach n_ix, re-partition by second word."""
-    opts = storage_options or {}
+    """Sum one first-word partition's bigrams, attach n_ix, re-partition by second word into
+    `settings.partitions`, dropping rows that cannot reach `settings.min_bigram_pmi`."""
+    opts, partitions, min_pmi = stores.output, settings.partitions, settings.min_bigram_pmi
+    unigram, total = unigrams[partition], _total(unigrams)
     directory = storage.join(pmi_dir(stage, min_pmi), "join")
     marker = storage.join(directory, f"p{partition:04d}.json")
     done = manifest.load(marker, JoinedPartition, opts)
@@ -187,16 +211,17 @@ def _write_by_second_word(
 
 
 def score_second_word(
+    settings: BuildMetadataConfig,
+    stores: Stores,
     joined: Sequence[JoinedPartition],
     partition: int,
-    unigram: UnigramPartition,
-    total: int,
-    min_pmi: float,
+    unigrams: Sequence[UnigramPartition],
     stage: str,
-    storage_options: dict[str, Any] | None = None,
 ) -> ScoredPartition:
-    """Attach n_xi to one second-word partition, score with NLTK's PMI, keep >= min_pmi."""
-    opts = storage_options or {}
+    """Attach n_xi to one second-word partition, score with NLTK's PMI, keep those at or above
+    `settings.min_bigram_pmi`."""
+    opts, min_pmi = stores.output, settings.min_bigram_pmi
+    unigram, total = unigrams[partition], _total(unigrams)
     uri = storage.join(pmi_dir(stage, min_pmi), f"scored-q{partition:04d}.parquet")
     done = manifest.load(f"{uri}.json", ScoredPartition, opts)
     if done is not None:
@@ -233,22 +258,24 @@ def _keep_pmi(table: pa.Table, total: int, min_pmi: float) -> pa.Table:
 
 
 def unigram_source(
-    partitions: Sequence[UnigramPartition],
-    inputs: list[InputDigest],
-    min_count: int,
+    settings: BuildMetadataConfig,
+    stores: Stores,
+    unigrams: Sequence[UnigramPartition],
+    batches: Sequence[NgramBatch],
     uri: str,
-    storage_options: dict[str, Any] | None = None,
 ) -> SourceList:
-    """The unigram source: every token counted at least `min_count` times."""
-    opts = storage_options or {}
+    """The unigram source, written to `uri`: every token counted at least
+    `settings.min_unigram_count` times (the `batches`' inputs are its provenance)."""
+    opts, min_count = stores.output, settings.min_unigram_count
+    inputs = _inputs(batches, {"unigram"})
     kept = [
         t.filter(pc.greater_equal(t.column("count"), min_count))
-        for t in (storage.read_parquet(p.uri, **opts) for p in partitions)
+        for t in (storage.read_parquet(p.uri, **opts) for p in unigrams)
     ]
     table = pa.concat_tables(kept) if kept else UNIGRAM_SCHEMA.empty_table()
     stats = {
-        "distinct_unigrams": sum(p.distinct for p in partitions),
-        "total_unigrams": sum(p.total for p in partitions),
+        "distinct_unigrams": sum(p.distinct for p in unigrams),
+        "total_unigrams": _total(unigrams),
     }
     entries = table.rename_columns({"token": "entry"})
     params = {"min_count": min_count}
@@ -256,16 +283,18 @@ def unigram_source(
 
 
 def bigram_source(
+    settings: BuildMetadataConfig,
+    stores: Stores,
     scored: Sequence[ScoredPartition],
     joined: Sequence[JoinedPartition],
-    total: int,
-    inputs: list[InputDigest],
-    min_pmi: float,
+    unigrams: Sequence[UnigramPartition],
+    batches: Sequence[NgramBatch],
     uri: str,
-    storage_options: dict[str, Any] | None = None,
 ) -> SourceList:
-    """The bigram source: 'w1 w2' for every bigram with NLTK PMI >= min_pmi."""
-    opts = storage_options or {}
+    """The bigram source, written to `uri`: 'w1 w2' for every bigram with NLTK PMI at or above
+    `settings.min_bigram_pmi` (the `batches`' inputs are its provenance)."""
+    opts, min_pmi, total = stores.output, settings.min_bigram_pmi, _total(unigrams)
+    inputs = _inputs(batches, {"unigram", "bigram"})
     parts = [storage.read_parquet(s.uri, **opts) for s in scored]
     table = pa.concat_tables(parts) if parts else None
     if table is None or table.num_rows == 0:

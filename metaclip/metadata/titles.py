@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -25,6 +25,9 @@ from metaclip.io import storage
 from metaclip.metadata import manifest
 from metaclip.metadata.sources import SourceList, write_source_list
 from metaclip.metadata.streams import HashedInput, InputDigest
+
+if TYPE_CHECKING:  # metaclip.config imports metaclip.metadata's constants
+    from metaclip.config import BuildMetadataConfig, Stores
 
 TITLE_SCHEMA = pa.schema([("title", pa.string()), ("views", pa.int64())])
 _MERGE_FILES = 16
@@ -78,17 +81,20 @@ def count_pageviews(
             stats["counted_rows"] += 1
 
 
+# The settings that change each task's output (with its files' identities, or the batches it
+# sums, and its own file).
+BATCH_KEYED_BY = ("pageview_domains", "min_hourly_views")
+SOURCE_KEYED_BY = ("min_title_views",)
+
+
 def count_title_batch(
-    files: list[str],
-    uri: str,
-    domains: Sequence[str] = ("en",),
-    min_hourly_views: int = 50,
-    input_options: dict[str, Any] | None = None,
-    output_options: dict[str, Any] | None = None,
+    settings: BuildMetadataConfig, stores: Stores, files: list[str], uri: str
 ) -> TitleBatch:
-    """Sum a batch of pageview files' qualifying views per title into the Parquet file `uri`
-    (files read with `input_options`, `uri` written with `output_options`)."""
-    read, opts = input_options or {}, output_options or {}
+    """Sum a batch of pageview files' qualifying views per title (rows of
+    `settings.pageview_domains` with at least `settings.min_hourly_views` views) into the
+    Parquet file `uri` (files read with the inputs' options, `uri` written with the output's)."""
+    read, opts = stores.inputs, stores.output
+    domains, min_hourly_views = settings.pageview_domains, settings.min_hourly_views
     done = manifest.load(f"{uri}.json", TitleBatch, opts)
     if done is not None:
         return done
@@ -109,14 +115,15 @@ def count_title_batch(
 
 
 def title_source(
+    settings: BuildMetadataConfig,
+    stores: Stores,
     batches: Sequence[TitleBatch],
     params: dict[str, Any],
-    min_views: int,
     uri: str,
-    storage_options: dict[str, Any] | None = None,
 ) -> SourceList:
-    """The title source: titles whose views, summed over all batches, reach `min_views`."""
-    opts = storage_options or {}
+    """The title source, written to `uri`: titles whose views, summed over all batches, reach
+    `settings.min_title_views`; `params` (how the batches counted) go to its provenance."""
+    opts, min_views = stores.output, settings.min_title_views
     summed = TITLE_SCHEMA.empty_table()
     for i in range(0, len(batches), _MERGE_FILES):  # a few files at a time: bounded memory
         group = [storage.read_parquet(b.uri, **opts) for b in batches[i : i + _MERGE_FILES]]

@@ -21,7 +21,7 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
@@ -29,6 +29,9 @@ from metaclip.errors import UserError
 from metaclip.io import storage
 from metaclip.metadata.sources import SourceList, write_source_list
 from metaclip.metadata.streams import HashedInput, InputDigest
+
+if TYPE_CHECKING:  # metaclip.config imports this package's constants
+    from metaclip.config import BuildMetadataConfig, Stores
 
 POS = ("noun", "verb", "adj", "adv")
 WORDNET_FILES: tuple[str, ...] = (
@@ -217,19 +220,23 @@ def wordnet_key_files(source: str, storage_options: dict[str, Any] | None = None
     return [source]
 
 
+# The settings that change the WordNet source (with its files' identities: wordnet_key_files).
+KEYED_BY = ("wordnet",)
+
+
 def wordnet_source(
-    source: str,
-    uri: str,
-    pos: str | None = None,
-    input_options: dict[str, Any] | None = None,
-    output_options: dict[str, Any] | None = None,
+    settings: BuildMetadataConfig, stores: Stores, uri: str, pos: str | None = None
 ) -> SourceList:
-    """Write the WordNet source list (entry, number of synsets) to `uri` (WordNet read with
-    `input_options`, the list written with `output_options`)."""
-    names = wordnet_names(source, pos, input_options)
+    """Write the WordNet source list (entry, number of synsets) of `settings.wordnet` to `uri`
+    (WordNet read with the inputs' options, the list written with the output's); `pos` ('n',
+    'v', 'a', 's', 'r') restricts it to one part of speech."""
+    source = settings.wordnet
+    if source is None:
+        raise UserError("no WordNet source given")
+    names = wordnet_names(source, pos, stores.inputs)
     table = pa.table(
         {"entry": list(names.counts), "count": pa.array(list(names.counts.values()), pa.int64())}
     )
     params = {"source": source, "pos": pos, "name_rule": "name up to first '.', '_' -> ' '"}
     stats = {"synsets": names.synsets, "wordnet_version": names.version}
-    return write_source_list("wordnet", uri, table, params, names.inputs, stats, output_options)
+    return write_source_list("wordnet", uri, table, params, names.inputs, stats, stores.output)

@@ -14,33 +14,18 @@ e (e.split(" ")) occur as consecutive tokens of the spaced text (split on single
   string: no entry holds NUL, so no hit spans two texts. NUL inside a text becomes SOH first,
   which no entry holds either, so matches are unchanged.
 
-The disk cache (one set per metadata file: `<sha>-f<format>-ac<pyahocorasick>.matcher`, an npz of
-the tables, `.vocab` a Feather file, `.ac` pyahocorasick's native automaton, `.manifest.json`)
-is parsed only when it can be trusted:
-- the manifest, written last by `Matcher.save`, holds the sha256 of every file of the set;
-  `Matcher.load` checks every hash before parsing anything, and a missing, changed, extended or
-  unexpected file is damage: the matcher is rebuilt and the set written again;
-- the native automaton (parsed by C code) and the rest are read only from a cache directory
-  no other user could write: the directory and every file of the set owned by this user and
-  not group- or world-writable, and each directory above it owned by this user or root and
-  not writable by others unless sticky (like /tmp). Otherwise the matcher is built in memory,
-  nothing is written there, and a warning says why;
-- the npz is read with allow_pickle=False.
+Matcher.save and Matcher.load write and read the disk cache set of a matcher; what makes a set
+trusted (the sha256 manifest, ownership) is metaclip.matching.integrity.
 """
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import importlib.metadata
 import io
 import itertools
 import json
-import logging
 import os
-import stat
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import ahocorasick
@@ -49,28 +34,25 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.feather as feather
 
+from metaclip.matching.integrity import (
+    MANIFEST_FORMAT,
+    DamagedCacheError,
+    UnsafeCacheError,
+    _file_problem,
+    _make_private_dirs,
+    _manifest_path,
+    _read_manifest,
+    _set_paths,
+    _sha256_file,
+    _verified_bytes,
+    cache_dir_problem,
+)
+
 PUNCTS_TO_WRAP = (",", ".", ";", ":", "?", "!", "`")
 CHARS_TO_SPACE = ("\t", "\n", "\r")
 SEP = "\x00"
 SEP_STANDIN = "\x01"
-FORMAT_VERSION = "2"
 DEFAULT_BATCH_CHARS = 32_000_000  # bounds one batch's joined string and hit arrays
-MANIFEST_FORMAT = "metaclip-matcher-cache/1"
-_MANIFEST_MAX_BYTES = 1 << 16
-
-logger = logging.getLogger(__name__)
-
-
-class CacheError(ValueError):
-    """A matcher cache set that must not be parsed."""
-
-
-class DamagedCacheError(CacheError):
-    """The set does not match its manifest (or has none): rebuild it."""
-
-
-class UnsafeCacheError(CacheError):
-    """The set or its directory could be written by another user: do not read it."""
 
 
 def spacing(text: str) -> str:
@@ -411,186 +393,3 @@ def _csr_unique(
     offsets = np.searchsorted(keys // width, np.arange(n_rows + 1)).astype(np.int64)
     return offsets, (keys % width).astype(np.int32)
 
-
-# -- one matcher per metadata file per worker process --------------------------------------------
-
-_MATCHERS: dict[str, Matcher] = {}
-_LOCK = threading.Lock()
-
-
-def default_cache_dir() -> Path:
-    env = os.environ.get("METACLIP_CACHE_DIR")
-    return Path(env) if env else Path.home() / ".cache" / "metaclip" / "automata"
-
-
-def automaton_path(metadata_sha256: str, cache_dir: Path) -> Path:
-    lib = importlib.metadata.version("pyahocorasick")
-    return cache_dir / f"{metadata_sha256}-f{FORMAT_VERSION}-ac{lib}.matcher"
-
-
-def get_matcher(
-    metadata_sha256: str, load_entries: Callable[[], Sequence[str]], cache_dir: Path | None = None
-) -> Matcher:
-    """The process-wide matcher for a metadata file: memory, else disk cache, else build.
-
-    `load_entries` is called only when the matcher has to be built.
-    """
-    with _LOCK:
-        matcher = _MATCHERS.get(metadata_sha256)
-        if matcher is None:
-            path = automaton_path(metadata_sha256, cache_dir or default_cache_dir())
-            matcher = _load_or_build(path, load_entries)
-            _MATCHERS[metadata_sha256] = matcher
-        return matcher
-
-
-def _load_or_build(path: Path, load_entries: Callable[[], Sequence[str]]) -> Matcher:
-    unsafe = cache_dir_problem(path.parent)
-    if unsafe:
-        logger.warning(
-            "matcher cache not used (%s): building the matcher in memory, writing nothing there",
-            unsafe,
-        )
-        return Matcher.build(load_entries())
-    if path.exists() or _manifest_path(path).exists():
-        try:
-            return Matcher.load(path)
-        except UnsafeCacheError as exc:
-            logger.warning(
-                "matcher cache not used (%s): building the matcher in memory, writing nothing "
-                "there", exc,
-            )  # fmt: skip
-            return Matcher.build(load_entries())
-        except (OSError, ValueError, KeyError, pa.ArrowInvalid) as exc:
-            logger.warning("matcher cache %s is damaged (%s): rebuilding it", path, exc)
-    matcher = Matcher.build(load_entries())
-    with contextlib.suppress(OSError):  # a read-only cache dir only costs a rebuild next time
-        matcher.save(path)
-    return matcher
-
-
-# -- the disk cache's integrity and ownership ---------------------------------------------------
-
-
-def _make_private_dirs(directory: Path) -> None:
-    """Create `directory` and any missing folder above it, each readable by its owner only."""
-    missing = []
-    while not directory.exists():
-        missing.append(directory)
-        directory = directory.parent
-    for folder in reversed(missing):
-        folder.mkdir(mode=0o700, exist_ok=True)
-
-
-def _manifest_path(path: Path) -> Path:
-    return path.with_name(f"{path.name}.manifest.json")
-
-
-def _set_paths(path: Path) -> dict[str, Path]:
-    """The files of a saved set by role (the manifest aside)."""
-    return {"npz": path, "vocab": Path(f"{path}.vocab"), "ac": Path(f"{path}.ac")}
-
-
-def _sha256_file(file: Path) -> str:
-    digest = hashlib.sha256()
-    with open(file, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _read_manifest(path: Path) -> dict[str, str]:
-    """The manifest's sha256 per role; DamagedCacheError unless it is exactly what save wrote
-    (missing, oversized, not JSON, other keys or roles)."""
-    manifest = _manifest_path(path)
-    try:
-        with open(manifest, "rb") as fh:
-            blob = fh.read(_MANIFEST_MAX_BYTES + 1)
-    except FileNotFoundError:
-        raise DamagedCacheError(f"{path}: no manifest") from None
-    try:
-        if len(blob) > _MANIFEST_MAX_BYTES:
-            raise ValueError("oversized")
-        body = json.loads(blob)
-        hashes = body["sha256"]
-        if (
-            set(body) != {"format", "sha256"}
-            or body["format"] != MANIFEST_FORMAT
-            or not isinstance(hashes, dict)
-            or not {"npz", "vocab"} <= set(hashes) <= {"npz", "vocab", "ac"}
-            or not all(isinstance(h, str) and len(h) == 64 for h in hashes.values())
-        ):
-            raise ValueError("not a matcher cache manifest")
-    except (ValueError, KeyError, TypeError) as exc:
-        raise DamagedCacheError(f"{manifest}: {exc}") from None
-    return hashes
-
-
-def _verified_bytes(file: Path, sha256: str | None, keep: bool = True) -> bytes:
-    """The file's bytes when they hash to `sha256` (b"" unless `keep`), else DamagedCacheError."""
-    try:
-        if keep:
-            data = file.read_bytes()
-            actual = hashlib.sha256(data).hexdigest()
-        else:
-            data, actual = b"", _sha256_file(file)
-    except FileNotFoundError:
-        raise DamagedCacheError(f"{file}: missing") from None
-    if actual != sha256:
-        raise DamagedCacheError(f"{file}: sha256 differs from the manifest's")
-    return data
-
-
-def _writable_by_others(mode: int) -> bool:
-    return bool(mode & (stat.S_IWGRP | stat.S_IWOTH))
-
-
-def _file_problem(file: Path) -> str | None:
-    """Why a file of the set cannot be trusted (owned by another user, a link or not a plain
-    file, group- or world-writable), or None (also when it is missing: the hashes decide)."""
-    if not hasattr(os, "geteuid"):
-        return None
-    try:
-        st = os.lstat(file)
-    except FileNotFoundError:
-        return None
-    if not stat.S_ISREG(st.st_mode):
-        return f"{file} is not a plain file"
-    if st.st_uid != os.geteuid():
-        return f"{file} is owned by uid {st.st_uid}, not this user"
-    if _writable_by_others(st.st_mode):
-        return f"{file} is group- or world-writable"
-    return None
-
-
-def cache_dir_problem(directory: Path) -> str | None:
-    """Why another user could write the cache directory `directory`, or None.
-
-    The directory itself (when it exists) must be owned by this user and not group- or
-    world-writable; every directory above it, and every symbolic link on the way, owned by
-    this user or root, and a directory above writable by others only when sticky (/tmp).
-    """
-    if not hasattr(os, "geteuid"):
-        return None
-    uid = os.geteuid()
-    chains = [Path(os.path.abspath(directory)), Path(os.path.realpath(directory))]
-    for chain in chains:
-        for position, current in enumerate([chain, *chain.parents]):
-            try:
-                st = os.lstat(current)
-            except FileNotFoundError:
-                continue  # save creates it, private
-            if stat.S_ISLNK(st.st_mode):
-                if st.st_uid not in (uid, 0):
-                    return f"{current} is a link owned by uid {st.st_uid}"
-                continue
-            if position == 0:
-                if st.st_uid != uid:
-                    return f"{current} is owned by uid {st.st_uid}, not this user"
-                if _writable_by_others(st.st_mode):
-                    return f"{current} is group- or world-writable"
-            elif st.st_uid not in (uid, 0):
-                return f"{current} is owned by uid {st.st_uid}"
-            elif _writable_by_others(st.st_mode) and not st.st_mode & stat.S_ISVTX:
-                return f"{current} is writable by other users and not sticky"
-    return None
