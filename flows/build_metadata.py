@@ -29,7 +29,6 @@ from prefect import Task, flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 
 from metaclip.config import BuildMetadataConfig
-from metaclip.io.paths import lock_uri
 from metaclip.metadata.inspection import source_table
 from metaclip.metadata.manifest import AsData
 from metaclip.metadata.ngrams import NgramBatch
@@ -41,8 +40,7 @@ from metaclip_prefect.flows.runners import (
     CHECKED_BY_CONFIG,
     DeferredDaskTaskRunner,
     checked_run,
-    output_lease,
-    use_cluster,
+    writing_output,
 )
 from metaclip_prefect.tasks import metadata as t
 from metaclip_prefect.tasks.artifacts import StageProgress, artifact_key, publish
@@ -113,8 +111,7 @@ def run_build(config: BuildMetadataConfig) -> dict[str, Any]:
         "output %s: %s", config.output,
         ", ".join(_planned(plan)) or "base and extra lists only",
     )  # fmt: skip
-    with output_lease(lock_uri(config.output), **resolve(config.storage.output)):
-        use_cluster(config.cluster)
+    with writing_output(config, **resolve(config.storage.output)):
         stages = _Stages(config, resolve(config.storage.output))
         prov = build_sources(plan, config, stages)
     publish_provenance(prov, config.output)

@@ -41,8 +41,7 @@ from metaclip_prefect.flows.runners import (
     CHECKED_BY_CONFIG,
     DeferredDaskTaskRunner,
     checked_run,
-    output_lease,
-    use_cluster,
+    writing_output,
 )
 from metaclip_prefect.flows.verified import gather_verified
 from metaclip_prefect.tasks.artifacts import StageProgress, publish_summary
@@ -130,8 +129,7 @@ def run_curation(config: CurateConfig) -> dict[str, Any]:
         publish_summary(done, config.output)
         republish_datacard(config.output, stores.output)
         return done
-    with output_lease(OutputLayout(config.output).lock, **stores.output):
-        use_cluster(config.cluster)
+    with writing_output(config, **stores.output):
         return curate_batches(files, settings, stores, key)
 
 

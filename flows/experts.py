@@ -28,14 +28,12 @@ from metaclip.experts.embedding import BATCH_SIZE, DEFAULT_ENCODER
 from metaclip.experts.kmeans import N_COARSE, N_FINE, N_ITER, Centres
 from metaclip.experts.paths import ModeLayout, shard_id
 from metaclip.experts.report import cluster_report
-from metaclip.io.paths import lock_uri
 from metaclip.io.results import write_json
 from metaclip_prefect.flows.runners import (
     CHECKED_BY_CONFIG,
     DeferredDaskTaskRunner,
     checked_run,
-    output_lease,
-    use_cluster,
+    writing_output,
 )
 from metaclip_prefect.flows.verified import gather_verified
 from metaclip_prefect.tasks.artifacts import StageProgress, artifact_key, publish
@@ -101,8 +99,7 @@ def run_experts(config: ExpertsConfig) -> dict[str, Any]:
     get_run_logger().info(
         "%d curated shards, %d pairs, output %s", len(shards), sum(rows), config.output
     )
-    with output_lease(lock_uri(config.output), **resolve(config.storage.output)):
-        use_cluster(config.cluster)
+    with writing_output(config, **resolve(config.storage.output)):
         result = build_experts(shards, inputs.sample_rate(sum(rows), config.sample_size), config)
     publish_experts(result, config.output)
     return result

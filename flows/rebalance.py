@@ -27,8 +27,7 @@ from metaclip_prefect.flows.runners import (
     CHECKED_BY_CONFIG,
     DeferredDaskTaskRunner,
     checked_run,
-    output_lease,
-    use_cluster,
+    writing_output,
 )
 from metaclip_prefect.tasks.credentials import resolve, stores_for
 
@@ -54,8 +53,7 @@ def run_rebalance(config: RebalanceConfig) -> dict[str, Any]:
     record, old = _finished_run(config)
     settings = _settings(record, config)
     stores = stores_for(config.storage, settings.exclude_store)
-    with output_lease(OutputLayout(config.output).lock, **stores.output):
-        use_cluster(config.cluster)
+    with writing_output(config, **stores.output):
         layout = OutputLayout(config.output)
         storage.remove(layout.completion, **stores.output)  # it no longer describes the output
         buckets = [

@@ -28,6 +28,7 @@ from prefect_dask import DaskTaskRunner
 from metaclip.config import ClusterConfig
 from metaclip.errors import UserError
 from metaclip.io import lease
+from metaclip.io.paths import lock_uri
 
 # A cluster manager for every flow, set where the flows run (a work pool's env, a shell):
 #   METACLIP_DASK_CLUSTER         import path, e.g. dask_jobqueue.SLURMCluster or
@@ -154,4 +155,13 @@ def output_lease(output_lock_uri: str, **storage_options: Any) -> Iterator[None]
     run holds it."""
     owner = run_owner()
     with lease.held(output_lock_uri, owner, owner_ended=run_has_ended, **storage_options):
+        yield
+
+
+@contextmanager
+def writing_output(config: Any, **output_options: Any) -> Iterator[None]:
+    """Every writing flow's work: its output's lease held (one writer per output) and its
+    tasks on the cluster its configuration names (`config.output`, `config.cluster`)."""
+    with output_lease(lock_uri(config.output), **output_options):
+        use_cluster(config.cluster)
         yield
