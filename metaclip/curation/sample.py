@@ -18,15 +18,18 @@ from metaclip.curation.dedup import dedup_parts
 from metaclip.curation.record import read_run_record
 from metaclip.curation.settings import RunSettings
 from metaclip.io import storage
+from metaclip.io.cachekeys import file_identity
 from metaclip.io.paths import OutputLayout, StoreLayout
 from metaclip.io.results import written
 from metaclip.io.schemas import curated_from_matched
 
+# This process's entry probabilities of the counts file it last sampled with. Keyed by the
+# file's identity, not its name: another run into the same output rewrites the same file.
 _PROBS: dict[tuple[str, float], np.ndarray] = {}
 
 
 def _entry_probabilities(counts_uri: str, t: float, **storage_options: Any) -> np.ndarray:
-    key = (counts_uri, t)
+    key = (file_identity(counts_uri, **storage_options), t)
     if key not in _PROBS:
         counts, _ = read_entry_counts(counts_uri, **storage_options)
         _PROBS.clear()  # one run's probabilities at a time per process
