@@ -19,21 +19,29 @@ os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")
 # The temporary local API (no PREFECT_API_URL) may start slowly on a busy machine.
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
 
-from metaclip.curation.balance import DEFAULT_T  # noqa: E402
+from metaclip.config import CurateConfig  # noqa: E402
 from metaclip.errors import UserError  # noqa: E402
 from metaclip_prefect.flows.cli_common import (  # noqa: E402
     EXIT_USAGE,
+    MODE,
+    Command,
     Credentials,
     Debug,
+    FlowCall,
     LimitsJSON,
     OptionsJSON,
-    credentials_option,
     fail,
     json_option,
-    limits_option,
     locations_without_credentials,
     run_flow,
 )
+from metaclip_prefect.flows.cli_experts import EXPERTS, experts_command, route_command  # noqa: E402
+from metaclip_prefect.flows.cli_metadata import (  # noqa: E402
+    BUILD,
+    build_metadata_command,
+    inspect_metadata_command,
+)
+from metaclip_prefect.flows.cli_stats import compare_command, stats_command  # noqa: E402
 
 app = typer.Typer(
     name="metaclip",
@@ -42,7 +50,6 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-
 
 
 def print_summary(result: dict[str, Any]) -> None:
@@ -65,7 +72,21 @@ def print_summary(result: dict[str, Any]) -> None:
     console.print(f"summary:       {result['outputs']['summary']}")
 
 
-@app.command()
+def _languages(value: str) -> list[str] | None:
+    """--languages: comma-separated codes, or 'all' (the flow's None: keep every language)."""
+    return None if value == "all" else [x.strip() for x in value.split(",")]
+
+
+CURATE = FlowCall(
+    "metaclip_prefect.flows.curate:curate",
+    rename={"buckets": "n_buckets", "workers": "n_workers"},
+    convert={"languages": _languages},
+)
+# The defaults are the configuration's (metaclip.config), written there once.
+_C = CurateConfig
+_LANGUAGES = "all" if _C.languages is None else ",".join(_C.languages)
+
+
 def curate(
     metadata: Annotated[str, typer.Option(help="Metadata entry list (JSON list or .txt).")],
     output: Annotated[str, typer.Option(help="Output directory or s3:// prefix.")],
@@ -74,9 +95,9 @@ def curate(
     ] = None,
     t: Annotated[
         float, typer.Option(help="Balancing threshold (MetaCLIP-400M: 20000).")
-    ] = DEFAULT_T,
-    seed: Annotated[int, typer.Option(help="Seed of the deterministic sampling.")] = 0,
-    batch_size: Annotated[int, typer.Option(help="Input files per task.")] = 16,
+    ] = _C.t,
+    seed: Annotated[int, typer.Option(help="Seed of the deterministic sampling.")] = _C.seed,
+    batch_size: Annotated[int, typer.Option(help="Input files per task.")] = _C.batch_size,
     buckets: Annotated[
         int | None,
         typer.Option(help="uuid buckets for global dedup (default: 10 to 20 input files each)."),
@@ -88,24 +109,24 @@ def curate(
         str,
         typer.Option(help="Where crawl-data/ lives (the public bucket is read anonymously "
                           "unless --input-options say otherwise)."),
-    ] = "s3://commoncrawl",
+    ] = _C.crawl_data_root,
     max_files: Annotated[
         int | None, typer.Option(help="With --crawl: only the first N WAT files.")
     ] = None,
     one_text_per_image: Annotated[
         bool,
         typer.Option(help="Sample one text per image (MetaCLIP 2), or every (image, text)."),
-    ] = True,
+    ] = _C.one_text_per_image,
     exclude_store: Annotated[
         str | None, typer.Option(help="Uuids of earlier dumps: left out here, this run's added.")
     ] = None,
     input_format: Annotated[
         str, typer.Option("--format", help="wat, warc, or auto (by file name).")
-    ] = "auto",
+    ] = _C.input_format,
     languages: Annotated[
         str,
         typer.Option(help="Comma-separated languages to keep (fastText lid.176); 'all' keeps all."),
-    ] = "en",
+    ] = _LANGUAGES,
     dask_address: Annotated[
         str | None, typer.Option(help="Existing Dask scheduler (default: a local cluster).")
     ] = None,
@@ -119,42 +140,17 @@ def curate(
     debug: Debug = False,
 ) -> None:
     """Extract, match, count and balance: a curated, img2dataset-ready set."""
-    from metaclip_prefect.flows.curate import curate as curate_flow
-
+    options = dict(locals())
     locations_without_credentials(
         inputs=inputs, metadata=metadata, output=output, exclude_store=exclude_store,
         crawl_data_root=crawl_data_root,
     )  # fmt: skip
-    result = run_flow(
-        curate_flow,
-        debug=debug,
-        inputs=inputs or [],
-        crawl=crawl,
-        crawl_data_root=crawl_data_root,
-        max_files=max_files,
-        metadata=metadata,
-        output=output,
-        t=t,
-        seed=seed,
-        batch_size=batch_size,
-        n_buckets=buckets,
-        one_text_per_image=one_text_per_image,
-        exclude_store=exclude_store,
-        input_format=input_format,
-        languages=None if languages == "all" else [x.strip() for x in languages.split(",")],
-        limits=limits_option(limits),
-        input_options=json_option("--input-options", input_options),
-        metadata_options=json_option("--metadata-options", metadata_options),
-        output_options=json_option("--output-options", output_options),
-        exclude_store_options=json_option("--exclude-store-options", exclude_store_options),
-        credentials=credentials_option(credentials),
-        dask_address=dask_address,
-        n_workers=workers,
-    )
-    print_summary(result)
+    print_summary(CURATE.run(options))
 
 
-@app.command()
+REBALANCE = FlowCall("metaclip_prefect.flows.rebalance:rebalance", rename={"workers": "n_workers"})
+
+
 def rebalance(
     output: Annotated[str, typer.Argument(help="Output of a finished `metaclip curate`.")],
     t: Annotated[float, typer.Option(help="New balancing threshold.")],
@@ -171,32 +167,21 @@ def rebalance(
     """Sample again with a new t or seed: no extraction, matching or counting again.
 
     Reads and writes only inside OUTPUT (a copied or moved output works in place)."""
-    from metaclip_prefect.flows.rebalance import rebalance as rebalance_flow
-
-    result = run_flow(
-        rebalance_flow, debug=debug, output=output, t=t, seed=seed, dask_address=dask_address,
-        n_workers=workers, output_options=json_option("--output-options", output_options),
-        exclude_store_options=json_option("--exclude-store-options", exclude_store_options),
-        credentials=credentials_option(credentials),
-    )
-    print_summary(result)
+    print_summary(REBALANCE.run(dict(locals())))
 
 
 DEMO_T = 8.0  # the demo pool is small: a low t shows head entries being capped
 
 
-@app.command()
 def demo(
     output: Annotated[str, typer.Option(help="Where to write the demo curation.")] = "demo-output",
     workers: Annotated[int | None, typer.Option(help="Local cluster worker processes.")] = None,
     debug: Debug = False,
 ) -> None:
     """Curate the WAT files shipped with the package (offline, a minute on 2 cores)."""
-    from metaclip_prefect.flows.curate import curate as curate_flow
-
     data = importlib.resources.files("metaclip") / "demo_data"
     result = run_flow(
-        curate_flow,
+        CURATE.load(),
         debug=debug,
         inputs=[str(data)],
         metadata=str(data / "metadata.json"),
@@ -209,7 +194,6 @@ def demo(
     print_summary(result)
 
 
-@app.command()
 def unlock(
     output: Annotated[str, typer.Argument(help="The output whose lease to break.")],
     force: Annotated[
@@ -235,20 +219,31 @@ def unlock(
     typer.echo(f"removed the lease of {removed.describe()}" if removed else f"no lease on {output}")
 
 
-def _register_optional_commands() -> None:
-    """Subcommands owned by other modules (metadata building, data card, data experts)."""
-    import importlib
+# Every subcommand, once, in the order `metaclip --help` lists them. A module that fails to
+# import fails the CLI (above); only a missing optional dependency group is tolerated, by the
+# command that needs it (`needs`): still listed, it says what to install when run.
+COMMANDS: tuple[Command, ...] = (
+    Command("curate", curate, flow=CURATE),
+    Command("rebalance", rebalance, flow=REBALANCE),
+    Command("demo", demo),
+    Command("unlock", unlock),
+    Command("stats", stats_command),
+    Command("compare", compare_command),
+    Command("build-metadata", build_metadata_command, flow=BUILD),
+    Command("inspect-metadata", inspect_metadata_command),
+    Command("experts", experts_command, flow=EXPERTS, needs=MODE),
+    Command("route", route_command, needs=MODE),
+)
 
-    for name in ("cli_stats", "cli_metadata", "cli_mode"):
-        module = f"metaclip_prefect.flows.{name}"
-        try:
-            register = importlib.import_module(module).register
-        except ImportError:
-            continue  # an optional dependency group that is not installed
-        register(app)
+
+def register(target: typer.Typer, module: str | None = None) -> None:
+    """Add the commands (those defined in `module` only, if given) to a Typer app."""
+    for command in COMMANDS:
+        if module is None or command.function.__module__ == module:
+            command.register(target)
 
 
-_register_optional_commands()
+register(app)
 
 
 def main() -> None:

