@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from metaclip.config.checks import (
@@ -129,9 +129,6 @@ class CurateConfig:
             storage=StorageConfig.from_params(**picked(given, STORAGE_PARAMETERS)),
             cluster=ClusterConfig.from_params(**picked(given, CLUSTER_PARAMETERS)),
         )
-
-    def with_output(self, output: str) -> CurateConfig:
-        return replace(self, output=check_output_location("output", output))
 
 
 def check_inputs(inputs: Any, crawl: Any) -> tuple[str, ...]:
