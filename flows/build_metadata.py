@@ -7,6 +7,14 @@ Stages (each a set of parallel tasks on Dask; every source is optional):
   count-title-batch -> title-source
   merge-metadata (metadata.json + provenance.json)
 
+Worldwide (`languages`, MetaCLIP 2), stage by stage across every Wikipedia of the run:
+  omw-source
+  count-text-batch | count-segmented-batch -> reduce-unigrams -> top-unigram-source
+                                              join-bigrams -> score-bigrams -> bigram-source
+  count-wiki-titles (each pageview batch read once for all) -> wiki-title-source
+  merge-language (one per language) ; English: copy-english-metadata or the stages above
+  write-language-index (languages.json)
+
 `build_metadata` checks its whole configuration (metaclip.config.BuildMetadataConfig), then its
 inputs (plan_build: they exist, their batches), before any work; it then takes the output's
 lease (one writer per output; the work folder is inside the output) and runs every stage's
@@ -29,13 +37,18 @@ from prefect import Task, flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 
 from metaclip.config import BuildMetadataConfig
+from metaclip.io import storage
 from metaclip.metadata.inspection import source_table
 from metaclip.metadata.manifest import AsData
 from metaclip.metadata.ngrams import NgramBatch
 from metaclip.metadata.plan import BuildPlan, Thresholds, plan_build
 from metaclip.metadata.pmi import JoinedPartition, ScoredPartition, UnigramPartition
 from metaclip.metadata.sources import SourceList
+from metaclip.metadata.text import SEED_ENTRIES
 from metaclip.metadata.titles import TitleBatch
+from metaclip.metadata.wiki_titles import WikiTitleBatch
+from metaclip.metadata.worldwide import WikiSources
+from metaclip.metadata.worldwide_plan import ENGLISH, WikiPlan, WorldwidePlan, plan_worldwide
 from metaclip_prefect.flows.runners import (
     CHECKED_BY_CONFIG,
     DeferredDaskTaskRunner,
@@ -79,6 +92,17 @@ def build_metadata(
     max_items: int = 1_000_000,
     work_dir: str | None = None,
     refresh: bool = False,
+    languages: list[str] | str | None = None,
+    wiki_text_root: str | None = None,
+    english_metadata: str | None = None,
+    unigram_fraction: float = 0.1,
+    max_unigrams: int = 251_465,
+    bigram_fraction: float = 0.4,
+    max_bigrams: int = 100_646,
+    title_fraction: float = 0.76,
+    max_titles: int = 61_235,
+    max_entry_length: int = 256,
+    title_projects: str = "wikipedia",
     input_options: dict[str, Any] | str | None = None,
     output_options: dict[str, Any] | str | None = None,
     credentials: dict[str, str] | str | None = None,
@@ -95,6 +119,12 @@ def build_metadata(
     `<output>/work` by default; `refresh` ignores the stored task results (finished outputs on
     storage are still reused).
 
+    Worldwide (MetaCLIP 2): `languages` (codes, a comma-separated string, or 'all') builds one
+    list per language into `<output>/<language>/` and the index `<output>/languages.json`,
+    from `wiki_text_root/<wiki>/`, the OMW `wordnet` and the shared `pageviews`, selected with
+    the per-language caps (`unigram_fraction` ... `max_entry_length`); English is
+    `english_metadata` copied, or built by the English recipe.
+
     input_options, output_options: fsspec options of the inputs and of the output (a dict or a
     JSON object), never credentials. credentials: {"inputs"|"output": Prefect Secret block}.
     """
@@ -105,6 +135,8 @@ def build_metadata(
 def run_build(config: BuildMetadataConfig) -> dict[str, Any]:
     """Plan the build (inputs listed and batched: UserError on a mistake), then, under the
     output's lease, every stage."""
+    if config.worldwide:
+        return run_worldwide(config)
     logger = get_run_logger()
     plan = plan_for(config)
     logger.info(
@@ -280,6 +312,168 @@ def _title_source(plan: BuildPlan, stages: _Stages) -> list[SourceList]:
               "min_hourly_views": plan.thresholds.min_hourly_views}  # fmt: skip
     call = {"batches": batches, "params": params, "uri": plan.source_uri("title")}
     return _run(t.title_source, [call], stages, SourceList)
+
+
+# --- worldwide (MetaCLIP 2): one list per language -----------------------------------------
+
+
+def run_worldwide(config: BuildMetadataConfig) -> dict[str, Any]:
+    """Plan the languages (UserError on a mistake), then, under the output's lease, every
+    Wikipedia's sources, each language's list, English, and the index."""
+    plan = plan_worldwide(config, resolve(config.storage.inputs))
+    get_run_logger().info(
+        "output %s: languages %s (%d Wikipedias, %d pageview tasks)", config.output,
+        ", ".join(plan.names()), len(plan.wikis), len(plan.title_jobs),
+    )  # fmt: skip
+    with writing_output(config, **resolve(config.storage.output)):
+        stages = _Stages(config, resolve(config.storage.output))
+        rows = _language_lists(plan, stages) + _english(plan, config, stages)
+        index = t.write_language_index.submit(
+            settings=config, rows=[{k: r[k] for k in ("language", "path")} for r in rows]
+        ).result()  # fmt: skip
+    provenances = {r["language"]: r["provenance"] for r in rows}
+    publish_languages(provenances, config.output)
+    return {"index": index["index"], "index_sha256": index["sha256"],
+            "languages": provenances, "task_results": stages.cache}  # fmt: skip
+
+
+def publish_languages(provenances: Mapping[str, dict[str, Any]], output: str) -> None:
+    """The entries per language, as an artifact of the run (versioned per output)."""
+    rows = [f"| {lang} | {p['total']:,} | `{p['sha256'][:16]}` |"
+            for lang, p in sorted(provenances.items())]  # fmt: skip
+    markdown = "\n".join([
+        f"## `{output}/languages.json`: {len(rows)} languages", "",
+        "| language | entries | sha256 |", "|---|---:|---|", *rows,
+    ])  # fmt: skip
+    publish(
+        create_markdown_artifact, markdown=markdown, key=artifact_key("metadata", output),
+        description=f"Entries per language of {output}.",
+    )  # fmt: skip
+
+
+def _english(
+    plan: WorldwidePlan, config: BuildMetadataConfig, stages: _Stages
+) -> list[dict[str, Any]]:
+    folder = storage.join(config.output, ENGLISH)
+    if plan.english_copy:
+        call = {"settings": config, "uri": plan.english_copy, "folder": folder}
+        return [t.copy_english_metadata.submit(**call).result()]
+    if plan.english is None:
+        return []
+    prov = build_sources(plan.english, config, stages)
+    return [{"language": ENGLISH, "path": f"{ENGLISH}/metadata.json", "provenance": prov}]
+
+
+def _by_wiki(
+    task: Task, calls: Mapping[int, list[dict[str, Any]]], stages: _Stages, kind: type[AsData]
+) -> dict[int, list[Any]]:
+    """One stage's calls for every Wikipedia (by index in the plan) run together; the results
+    regrouped by Wikipedia."""
+    flat = [(i, call) for i, group in calls.items() for call in group]
+    results = _run(task, [call for _, call in flat], stages, kind)
+    out: dict[int, list[Any]] = {i: [] for i in calls}
+    for (i, _), result in zip(flat, results, strict=True):
+        out[i].append(result)
+    return out
+
+
+def _language_lists(plan: WorldwidePlan, stages: _Stages) -> list[dict[str, Any]]:
+    """Every Wikipedia's sources, stage by stage across Wikipedias, then one merge per language."""
+    wikis = plan.wikis
+    sources: dict[int, list[SourceList]] = {i: [] for i in range(len(wikis))}
+    omw = _by_wiki(t.omw_source, {
+        i: [{"key_files": w.omw_files, "omw": w.omw, "uri": w.source_uri("wordnet")}]
+        for i, w in enumerate(wikis) if w.omw
+    }, stages, SourceList)  # fmt: skip
+    for i, found in omw.items():
+        sources[i] += found
+    reserves = {i: len(SEED_ENTRIES) + sum(s.entries for s in sources[i]) for i in sources}
+    for i, found in _wiki_ngrams(wikis, reserves, stages).items():
+        sources[i] += found
+    for i, found in _wiki_titles(plan, stages).items():
+        sources[i] += found
+    rows, start = [], 0
+    for lang in plan.languages:
+        group = [
+            WikiSources(w.wiki, w.segmenter, w.segmenter_version, sources[start + k])
+            for k, w in enumerate(lang.wikis)
+        ]
+        start += len(lang.wikis)
+        call = {"settings": stages.settings, "language": lang.language, "wikis": group,
+                "folder": lang.folder}  # fmt: skip
+        rows.append(t.merge_language.submit(**call))
+    return [future.result() for future in rows]
+
+
+def _wiki_ngrams(
+    wikis: Sequence[WikiPlan], reserves: Mapping[int, int], stages: _Stages
+) -> dict[int, list[SourceList]]:
+    """Unigram and bigram sources of every Wikipedia with text: counted with its tokeniser,
+    reduced, the head of its unigrams kept (`reserves`), its bigrams scored."""
+    skip, parts = stages.settings.skip, stages.settings.partitions
+    with_text = {i: w for i, w in enumerate(wikis) if w.ngram_stage}
+    batches = _count_batches(with_text, stages)
+    reduce_calls = {i: [{"batches": batches[i], "partition": p, "stage": w.ngram_stage}
+                        for p in range(parts)] for i, w in with_text.items()}  # fmt: skip
+    unigrams = _by_wiki(t.reduce_unigrams, reduce_calls, stages, UnigramPartition)
+    out: dict[int, list[SourceList]] = {i: [] for i in with_text}
+    if "unigram" not in skip:
+        calls = {i: [{"unigrams": unigrams[i], "batches": batches[i], "reserve": reserves[i],
+                      "uri": w.source_uri("unigram")}] for i, w in with_text.items()}  # fmt: skip
+        for i, found in _by_wiki(t.top_unigram_source, calls, stages, SourceList).items():
+            out[i] += found
+    if "bigram" not in skip:
+        for i, found in _wiki_bigrams(with_text, batches, unigrams, stages).items():
+            out[i] += found
+    return out
+
+
+def _count_batches(
+    with_text: Mapping[int, WikiPlan], stages: _Stages
+) -> dict[int, list[NgramBatch]]:
+    spaced = {i: [{"files": j.files, "directory": j.target} for j in w.text_jobs]
+              for i, w in with_text.items() if not w.segmenter}  # fmt: skip
+    segmented = {
+        i: [{"files": j.files, "directory": j.target, "wiki": w.wiki} for j in w.text_jobs]
+        for i, w in with_text.items() if w.segmenter
+    }  # fmt: skip
+    return {
+        **_by_wiki(t.count_text_batch, spaced, stages, NgramBatch),
+        **_by_wiki(t.count_segmented_batch, segmented, stages, NgramBatch),
+    }
+
+
+def _wiki_bigrams(
+    with_text: Mapping[int, WikiPlan],
+    batches: Mapping[int, list[NgramBatch]],
+    unigrams: Mapping[int, list[UnigramPartition]],
+    stages: _Stages,
+) -> dict[int, list[SourceList]]:
+    parts = range(stages.settings.partitions)
+    joined = _by_wiki(t.join_bigrams, {
+        i: [{"batches": batches[i], "partition": p, "unigrams": unigrams[i],
+             "stage": w.ngram_stage} for p in parts] for i, w in with_text.items()
+    }, stages, JoinedPartition)  # fmt: skip
+    scored = _by_wiki(t.score_bigrams, {
+        i: [{"joined": joined[i], "partition": q, "unigrams": unigrams[i],
+             "stage": w.ngram_stage} for q in parts] for i, w in with_text.items()
+    }, stages, ScoredPartition)  # fmt: skip
+    calls = {i: [{"scored": scored[i], "joined": joined[i], "unigrams": unigrams[i],
+                  "batches": batches[i], "uri": w.source_uri("bigram")}]
+             for i, w in with_text.items()}  # fmt: skip
+    return _by_wiki(t.bigram_source, calls, stages, SourceList)
+
+
+def _wiki_titles(plan: WorldwidePlan, stages: _Stages) -> dict[int, list[SourceList]]:
+    """Every Wikipedia's title source, from pageview batches read once for all of them."""
+    if not plan.title_jobs:
+        return {}
+    wikis = sorted({w.wiki for w in plan.wikis})
+    calls = [{"files": j.files, "directory": j.target, "wikis": wikis} for j in plan.title_jobs]
+    batches = _run(t.count_wiki_titles, calls, stages, WikiTitleBatch)
+    per_wiki = {i: [{"batches": batches, "wiki": w.wiki, "uri": w.source_uri("title")}]
+                for i, w in enumerate(plan.wikis)}  # fmt: skip
+    return _by_wiki(t.wiki_title_source, per_wiki, stages, SourceList)
 
 
 __all__: Sequence[str] = ("build_metadata", "run_build")

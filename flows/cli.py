@@ -36,6 +36,7 @@ from metaclip_prefect.flows.cli_common import (  # noqa: E402
     run_flow,
 )
 from metaclip_prefect.flows.cli_experts import EXPERTS, experts_command, route_command  # noqa: E402
+from metaclip_prefect.flows.cli_match import match_command  # noqa: E402
 from metaclip_prefect.flows.cli_metadata import (  # noqa: E402
     BUILD,
     build_metadata_command,
@@ -68,8 +69,25 @@ def print_summary(result: dict[str, Any]) -> None:
         table.add_row(f"skipped: {reason}", f"{n:,}")
     console = Console()
     console.print(table)
+    if result.get("languages"):
+        console.print(_languages_table(result["languages"]))
     console.print(f"curated pairs: {result['outputs']['curated']}")
     console.print(f"summary:       {result['outputs']['summary']}")
+
+
+def _languages_table(languages: dict[str, dict[str, Any]]) -> Any:
+    """A worldwide run's languages, most pairs matched first (t: the language's own)."""
+    from rich.table import Table
+
+    columns = ("pairs_read", "pairs_matched", "pairs_curated", "t")
+    table = Table(title="languages (t_en gives p; each language's t gives the same p)")
+    for name in ("language", *columns):
+        table.add_column(name, justify="left" if name == "language" else "right")
+    ordered = sorted(languages.items(), key=lambda kv: (-kv[1].get("pairs_matched", 0), kv[0]))
+    for language, figures in ordered:
+        cells = [figures.get(name) for name in columns]
+        table.add_row(language, *("" if v is None else f"{v:,.0f}" for v in cells))
+    return table
 
 
 def _languages(value: str) -> list[str] | None:
@@ -88,13 +106,25 @@ _LANGUAGES = "all" if _C.languages is None else ",".join(_C.languages)
 
 
 def curate(
-    metadata: Annotated[str, typer.Option(help="Metadata entry list (JSON list or .txt).")],
+    metadata: Annotated[
+        str,
+        typer.Option(help="Metadata entry list (JSON list or .txt); --recipe worldwide: a "
+                          "worldwide metadata folder (or its languages.json)."),
+    ],
     output: Annotated[str, typer.Option(help="Output directory or s3:// prefix.")],
     inputs: Annotated[
         list[str] | None, typer.Argument(help="WAT files, globs, directories or s3:// URIs.")
     ] = None,
+    recipe: Annotated[
+        str,
+        typer.Option(help="english (MetaCLIP) or worldwide (MetaCLIP 2: each text matched in "
+                          "its own language, a t per language; docs/curation.md)."),
+    ] = _C.recipe,
     t: Annotated[
-        float, typer.Option(help="Balancing threshold (MetaCLIP-400M: 20000).")
+        float | None,
+        typer.Option(help="Balancing threshold (default 20000, MetaCLIP-400M's); --recipe "
+                          "worldwide: English's t_en (default 170000), which sets every "
+                          "language's t."),
     ] = _C.t,
     seed: Annotated[int, typer.Option(help="Seed of the deterministic sampling.")] = _C.seed,
     batch_size: Annotated[int, typer.Option(help="Input files per task.")] = _C.batch_size,
@@ -125,7 +155,9 @@ def curate(
     ] = _C.input_format,
     languages: Annotated[
         str,
-        typer.Option(help="Comma-separated languages to keep (fastText lid.176); 'all' keeps all."),
+        typer.Option(help="Comma-separated languages to keep (fastText lid.176); 'all' keeps all. "
+                          "--recipe worldwide: the metadata languages to curate (default: all "
+                          "of the metadata's)."),
     ] = _LANGUAGES,
     dask_address: Annotated[
         str | None, typer.Option(help="Existing Dask scheduler (default: a local cluster).")
@@ -153,7 +185,9 @@ REBALANCE = FlowCall("metaclip_prefect.flows.rebalance:rebalance", rename={"work
 
 def rebalance(
     output: Annotated[str, typer.Argument(help="Output of a finished `metaclip curate`.")],
-    t: Annotated[float, typer.Option(help="New balancing threshold.")],
+    t: Annotated[
+        float, typer.Option(help="New balancing threshold (a worldwide run's: the new t_en).")
+    ],
     seed: Annotated[int | None, typer.Option(help="New seed (default: the run's).")] = None,
     dask_address: Annotated[
         str | None, typer.Option(help="Existing Dask scheduler (default: a local cluster).")
@@ -171,22 +205,40 @@ def rebalance(
 
 
 DEMO_T = 8.0  # the demo pool is small: a low t shows head entries being capped
+DEMO_T_EN = 4.0  # the worldwide demo's English pool is smaller still
+DEMO_RECIPES = ("english", "worldwide")
 
 
 def demo(
     output: Annotated[str, typer.Option(help="Where to write the demo curation.")] = "demo-output",
+    recipe: Annotated[
+        str,
+        typer.Option(
+            help="english: MetaCLIP's recipe on English pages; worldwide: MetaCLIP 2's, on "
+            "pages in many languages with metadata for 14 of them."
+        ),
+    ] = "english",
     workers: Annotated[int | None, typer.Option(help="Local cluster worker processes.")] = None,
     debug: Debug = False,
 ) -> None:
     """Curate the WAT files shipped with the package (offline, a minute on 2 cores)."""
-    data = importlib.resources.files("metaclip") / "demo_data"
+    if recipe not in DEMO_RECIPES:
+        fail(f"--recipe must be one of {', '.join(DEMO_RECIPES)}, not {recipe!r}")
+    package = importlib.resources.files("metaclip")
+    if recipe == "worldwide":
+        data = package / "demo_worldwide"
+        metadata, t = data / "metadata", DEMO_T_EN
+    else:
+        data = package / "demo_data"
+        metadata, t = data / "metadata.json", DEMO_T
     result = run_flow(
         CURATE.load(),
         debug=debug,
         inputs=[str(data)],
-        metadata=str(data / "metadata.json"),
+        metadata=str(metadata),
         output=str(Path(output).resolve()),
-        t=DEMO_T,
+        recipe=recipe,
+        t=t,
         batch_size=1,
         n_buckets=4,
         n_workers=workers,
@@ -231,6 +283,7 @@ COMMANDS: tuple[Command, ...] = (
     Command("compare", compare_command),
     Command("build-metadata", build_metadata_command, flow=BUILD),
     Command("inspect-metadata", inspect_metadata_command),
+    Command("match", match_command),
     Command("experts", experts_command, flow=EXPERTS, needs=MODE),
     Command("route", route_command, needs=MODE),
 )

@@ -17,6 +17,7 @@ Credentials = credentials_type("inputs, output")
 BUILD = FlowCall(
     "metaclip_prefect.flows.build_metadata:build_metadata",
     rename={"pageview_domain": "pageview_domains", "workers": "n_workers"},
+    cli_only=("debug", "language"),  # --language L is --languages L
 )
 _B = BuildMetadataConfig  # the defaults are the configuration's (metaclip.config), written there
 
@@ -34,6 +35,26 @@ def _print_summary(prov: dict[str, Any], output: str) -> None:
     console = Console()
     console.print(table)
     console.print(f"sha256 {prov['sha256']}")
+
+
+def _print_languages(result: dict[str, Any]) -> None:
+    table = Table(title=f"{result['index']}: {len(result['languages'])} languages")
+    for column in ("language", "entries", "Wikipedias", "sha256"):
+        table.add_column(column, justify="right" if column == "entries" else "left")
+    for language, prov in sorted(result["languages"].items()):
+        wikis = ", ".join(w["wiki"] for w in prov.get("wikis", [])) or "-"
+        table.add_row(language, f"{prov['total']:,}", wikis, prov["sha256"][:16])
+    console = Console()
+    console.print(table)
+    console.print(f"index sha256 {result['index_sha256']}")
+
+
+def _one_language(language: str | None, languages: str | None) -> str | None:
+    if language and languages:
+        from metaclip_prefect.flows.cli_common import fail
+
+        fail("give --language or --languages, not both")
+    return language or languages
 
 
 def build_metadata_command(
@@ -137,11 +158,78 @@ def build_metadata_command(
     ] = None,
     output_options: OptionsJSON = None,
     credentials: Credentials = None,
+    language: Annotated[
+        str | None,
+        typer.Option(
+            help="Build one language's list (MetaCLIP 2): a metadata language or Wikipedia code; "
+            "writes OUTPUT/L/metadata.json and OUTPUT/languages.json.",
+            rich_help_panel="Worldwide",
+        ),
+    ] = None,
+    languages: Annotated[
+        str | None,
+        typer.Option(
+            help="Build several languages' lists: codes separated by commas, or 'all' (every "
+            "language with inputs).", rich_help_panel="Worldwide",
+        ),
+    ] = None,
+    wiki_text_root: Annotated[
+        str | None,
+        typer.Option(
+            help="Folder of WikiExtractor output per Wikipedia: ROOT/<wiki code>/ (or "
+            "<code>_text/).", rich_help_panel="Worldwide",
+        ),
+    ] = None,
+    english_metadata: Annotated[
+        str | None,
+        typer.Option(
+            help="English list to copy as OUTPUT/en/metadata.json (MetaCLIP 1's, as MetaCLIP 2 "
+            "does); without it English is built by the English recipe.",
+            rich_help_panel="Worldwide",
+        ),
+    ] = None,
+    unigram_fraction: Annotated[
+        float, typer.Option(help="Unigrams kept: this share of the distinct unigrams.",
+                            rich_help_panel="Worldwide")
+    ] = _B.unigram_fraction,
+    max_unigrams: Annotated[
+        int, typer.Option(help="At most this many unigrams.", rich_help_panel="Worldwide")
+    ] = _B.max_unigrams,
+    bigram_fraction: Annotated[
+        float, typer.Option(help="Bigrams kept: this share of the unigrams kept.",
+                            rich_help_panel="Worldwide")
+    ] = _B.bigram_fraction,
+    max_bigrams: Annotated[
+        int, typer.Option(help="At most this many bigrams.", rich_help_panel="Worldwide")
+    ] = _B.max_bigrams,
+    title_fraction: Annotated[
+        float, typer.Option(help="Titles kept: this share of the distinct titles.",
+                            rich_help_panel="Worldwide")
+    ] = _B.title_fraction,
+    max_titles: Annotated[
+        int, typer.Option(help="At most this many titles.", rich_help_panel="Worldwide")
+    ] = _B.max_titles,
+    max_entry_length: Annotated[
+        int, typer.Option(help="Drop longer entries (characters).", rich_help_panel="Worldwide")
+    ] = _B.max_entry_length,
+    title_projects: Annotated[
+        str,
+        typer.Option(
+            help="Pageview domains of a Wikipedia: 'wikipedia' (W, W.m) or 'all' (every project "
+            "of the language, as MetaCLIP 2's code).", rich_help_panel="Worldwide",
+        ),
+    ] = _B.title_projects,
     debug: Debug = False,
 ) -> None:
-    """Build MetaCLIP's metadata entry list from WordNet, Wikipedia n-grams and titles."""
-    prov = BUILD.run(dict(locals()))
-    _print_summary(prov, output)
+    """Build MetaCLIP's metadata entry list from WordNet, Wikipedia n-grams and titles; with
+    --language or --languages, MetaCLIP 2's per-language lists."""
+    options = dict(locals())
+    options["languages"] = _one_language(language, languages)
+    result = BUILD.run(options)
+    if "index" in result:
+        _print_languages(result)
+    else:
+        _print_summary(result, output)
 
 
 def inspect_metadata_command(

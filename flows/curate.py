@@ -16,8 +16,8 @@ from typing import Any
 from prefect import flow, get_run_logger
 
 from metaclip.config import CurateConfig, Stores
-from metaclip.curation import completion, crawls
-from metaclip.curation.balance import DEFAULT_T
+from metaclip.config.curation import ENGLISH_RECIPE
+from metaclip.curation import completion, crawls, worldwide
 from metaclip.curation.batch import batches_digest
 from metaclip.curation.counts import read_entry_counts
 from metaclip.curation.partition import CorruptIntermediateError
@@ -62,7 +62,8 @@ def curate(
     metadata: str,
     output: str,
     inputs: list[str] | None = None,
-    t: float = DEFAULT_T,
+    t: float | None = None,
+    recipe: str = ENGLISH_RECIPE,
     seed: int = 0,
     batch_size: int = 16,
     n_buckets: int | None = None,
@@ -89,11 +90,16 @@ def curate(
     local paths, globs, directories or s3:// URIs), or from a whole crawl: `crawl` (e.g.
     CC-MAIN-2024-22) expands to its wat.paths.gz under `crawl_data_root`.
 
+    recipe: "english" (MetaCLIP: one metadata list, one t; default) or "worldwide" (MetaCLIP 2:
+    `metadata` is a worldwide index, each text matched in its own language, English's t_en
+    sets every language's t; docs/curation.md). t: the balancing threshold, default 20,000;
+    worldwide: t_en, default 170,000.
     n_buckets: uuid buckets for global dedup (default: from the number of files, 10 to 20 WAT
     files a bucket; an exclusion store's own count when it has one); it sizes the bucket tasks
     and never changes the output. exclude_store: uuids curated by earlier runs (earlier dumps),
     left out here; this run's are added. languages: keep texts fastText identifies as one of
-    these (the MetaCLIP recipe: English); None or [] keeps every language. limits: the
+    these (the MetaCLIP recipe: English); None or [] keeps every language; worldwide: the
+    metadata languages to curate, every one of the index's by default. limits: the
     per-record extraction limits that differ from the defaults, by name (metaclip.extraction.limits,
     docs/operations.md "Limits"), e.g. {"max_text_chars": 2000}.
 
@@ -142,8 +148,9 @@ def plan_run(config: CurateConfig, stores: Stores) -> tuple[RunSettings, list[st
             config.crawl_data_root, config.crawl, config.max_files, **_crawl_options(config, stores)
         )
     meta, files = preflight(
-        inputs, config.metadata, config.input_format, stores.metadata, **stores.inputs
-    )
+        inputs, config.metadata, config.input_format, stores.metadata,
+        worldwide=config.worldwide, languages=config.languages, **stores.inputs,
+    )  # fmt: skip
     n_buckets = config.n_buckets
     if n_buckets is None:
         from_store = config.exclude_store and store_buckets(
@@ -204,6 +211,7 @@ def curate_batches(
     counts, _ = read_entry_counts(counts_uri, **stores.output)
     dedup_uris = {str(b["bucket"]): b["dedup_uris"] for b in buckets}
     write_run_record(s.output, s.record(), counts_uri, dedup_uris, **stores.output)
+    worldwide.write_thresholds(s, counts_uri, **stores.output)  # worldwide: p, t per language
     seconds["count"] = time.perf_counter() - started
 
     started = time.perf_counter()
@@ -212,16 +220,21 @@ def curate_batches(
 
     result = summary.build_summary(
         batches=batches, buckets=buckets, sampled=sampled, counts=counts, params=s.record(),
-        outputs=run_outputs(layout), stage_seconds=seconds,
+        outputs=run_outputs(layout, s.worldwide), stage_seconds=seconds,
+        language_offsets=worldwide.language_offsets(s, counts_uri, stores.output),
     )  # fmt: skip
     result["task_results"] = _cache_report([*batches, *buckets, *sampled])
     return finish_run(result, sampled, counts_uri, s, stores, run_key)
 
 
-def run_outputs(layout: OutputLayout) -> dict[str, str]:
-    """Where a run's results are, as the summary names them."""
-    return {"curated": layout.curated_dir, "entry_counts": layout.entry_counts,
-            "summary": layout.summary}  # fmt: skip
+def run_outputs(layout: OutputLayout, language_thresholds: bool = False) -> dict[str, str]:
+    """Where a run's results are, as the summary names them (the worldwide recipe's
+    thresholds too)."""
+    outputs = {"curated": layout.curated_dir, "entry_counts": layout.entry_counts,
+               "summary": layout.summary}  # fmt: skip
+    if language_thresholds:
+        outputs["language_thresholds"] = layout.language_thresholds
+    return outputs
 
 
 def finish_run(
@@ -242,6 +255,7 @@ def finish_run(
     if run_key:
         outputs = [u for part in sampled for u in part["curated_uris"]]
         outputs += [counts_uri, layout.summary, *card.values()]
+        outputs += [layout.language_thresholds] if s.worldwide else []
         completion.record_completion(s.output, run_key, outputs, result, **storage_options)
     return result
 

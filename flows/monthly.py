@@ -21,7 +21,6 @@ from prefect.cache_policies import NO_CACHE
 
 from metaclip.config import MonthlyConfig
 from metaclip.curation import crawls
-from metaclip.curation.balance import DEFAULT_T
 from metaclip.errors import UserError
 from metaclip.io.lease import OutputBusyError
 from metaclip_prefect.flows.curate import run_curation
@@ -42,7 +41,7 @@ _IO = {
 }
 # Parameters of `curate` that curate_options may set (the others are the monthly flow's own).
 CURATE_OPTIONS = frozenset({
-    "n_buckets", "one_text_per_image", "exclude_store", "store_tag", "input_format",
+    "recipe", "n_buckets", "one_text_per_image", "exclude_store", "store_tag", "input_format",
     "languages", "reduce_fanout", "limits", "exclude_store_options", "dashboard_address",
 })  # fmt: skip
 
@@ -71,7 +70,7 @@ def curate_new_crawl(
     metadata: str,
     collinfo: str = crawls.COLLINFO_URI,
     data_root: str = crawls.DATA_ROOT,
-    t: float = DEFAULT_T,
+    t: float | None = None,
     seed: int = 0,
     batch_size: int = 16,
     lookback: int = 1,
@@ -89,7 +88,9 @@ def curate_new_crawl(
     Each crawl goes to <output_root>/<crawl_id>/. `data_root` holds CommonCrawl's layout
     (crawl-data/<crawl>/wat.paths.gz); `max_files` caps the WAT files (trial runs);
     `curate_options` are more parameters of `curate`, by name (e.g. {"n_buckets": 64}, or
-    {"limits": {"max_text_chars": 2000}} for the per-record extraction limits).
+    {"limits": {"max_text_chars": 2000}} for the per-record extraction limits, or
+    {"recipe": "worldwide"} with a worldwide `metadata`). t: the curation's (default: the
+    recipe's, 20,000 or a worldwide t_en of 170,000).
     """
     params = dict(locals())
     return checked_run(lambda: _config(params), run_monthly)

@@ -1,5 +1,6 @@
 """Rebalance a finished curation with another t or seed: sampling only, no extraction,
-matching, dedup or counting again (they are read from the run's _work/).
+matching, dedup or counting again (they are read from the run's _work/). A worldwide run's t
+is t_en: p and every language's t follow from it again (language_thresholds.json rewritten).
 
 Everything it reads and writes is under the output it is given: the work record's paths are
 relative to the output, so a copied or moved output rebalances in place and the folder it was
@@ -14,6 +15,7 @@ from typing import Any
 from prefect import flow
 
 from metaclip.config import RebalanceConfig
+from metaclip.curation import worldwide
 from metaclip.curation.counts import read_entry_counts
 from metaclip.curation.dedup import dedup_parts
 from metaclip.curation.record import read_run_record, write_run_record
@@ -22,6 +24,7 @@ from metaclip.curation.settings import RunSettings
 from metaclip.errors import UserError
 from metaclip.io import results, storage
 from metaclip.io.paths import OutputLayout
+from metaclip.reporting import summary
 from metaclip_prefect.flows.curate import finish_run, run_outputs, sample_buckets
 from metaclip_prefect.flows.runners import (
     CHECKED_BY_CONFIG,
@@ -44,7 +47,8 @@ def rebalance(
     n_workers: int | None = None,
     dashboard_address: str = ":8787",
 ) -> dict[str, Any]:
-    """Write a new balanced set into `output`/curated from the run's matches and counts."""
+    """Write a new balanced set into `output`/curated from the run's matches and counts.
+    t: the new balancing threshold (a worldwide run's: the new t_en)."""
     params = dict(locals())
     return checked_run(lambda: RebalanceConfig.from_params(**params), run_rebalance)
 
@@ -61,12 +65,20 @@ def run_rebalance(config: RebalanceConfig) -> dict[str, Any]:
             for b in range(settings.n_buckets)
         ]
         started = time.perf_counter()
+        thresholds = worldwide.write_thresholds(settings, record["counts_uri"], **stores.output)
         sampled = sample_buckets(buckets, record["counts_uri"], settings, stores)
         counts, _ = read_entry_counts(record["counts_uri"], **stores.output)
         result = rebalanced_summary(
-            old, sampled, counts, settings.t, settings.seed, time.perf_counter() - started
-        )
-        result["outputs"] = run_outputs(layout)  # this output's, wherever it was copied from
+            old, sampled, counts, settings.t, settings.seed, time.perf_counter() - started,
+            thresholds,
+        )  # fmt: skip
+        offsets = worldwide.language_offsets(settings, record["counts_uri"], stores.output)
+        if offsets is not None:
+            result.update(
+                summary.rebalanced_worldwide_block(old, sampled, counts, settings.t, offsets)
+            )
+        # this output's, wherever it was copied from
+        result["outputs"] = run_outputs(layout, settings.worldwide)
         write_run_record(
             config.output, settings.record(), record["counts_uri"], record["dedup_uris"],
             **stores.output,

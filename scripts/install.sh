@@ -6,6 +6,7 @@
 #   requirements-build.lock  the build backend (setuptools) for the editable install below
 #   requirements-dev.lock    requirements.lock + pytest, ruff, moto, hadolint, ... (METACLIP_WITH_DEV=1)
 #   requirements-mode.lock   the optional MoDE group: torch, faiss, ... (METACLIP_WITH_MODE=1)
+#   requirements-worldwide.lock  the optional worldwide group: word segmenters (METACLIP_WITH_WORLDWIDE=1)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 PYTHON="${PYTHON:-python3.11}"
@@ -22,5 +23,8 @@ fi
 python -m pip install -q --disable-pip-version-check "${locks[@]}"
 if [ "${METACLIP_WITH_MODE:-0}" = "1" ]; then  # the optional MoDE group (torch, faiss, ...)
   python -m pip install -q --disable-pip-version-check -r requirements-mode.lock
+fi
+if [ "${METACLIP_WITH_WORLDWIDE:-0}" = "1" ]; then  # the optional worldwide group (segmenters)
+  python -m pip install -q --disable-pip-version-check -r requirements-worldwide.lock
 fi
 python -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .

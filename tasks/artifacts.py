@@ -45,7 +45,9 @@ COUNTS = (
 )  # fmt: skip
 BALANCING = ("t", "seed", "one_text_per_image", "p", "entries_over_t", "pipeline_version")
 SECTIONED = {*COUNTS, *BALANCING, "metadata", "limits", "skipped", "seconds",
-             "peak_worker_rss_mb", "outputs", "rebalanced"}  # fmt: skip
+             "peak_worker_rss_mb", "outputs", "rebalanced", "languages", "recipe"}  # fmt: skip
+# A worldwide summary's per-language figures shown in its Languages table, in this order.
+LANGUAGE_COLUMNS = ("pairs_read", "pairs_matched", "pairs_curated", "t", "entries_matched")
 
 
 # --------------------------------------------------------------------------- keys
@@ -162,10 +164,25 @@ def summary_markdown(summary: Mapping[str, Any], output: str) -> str:
         ("Other", _flat((k, v) for k, v in summary.items() if k not in SECTIONED)),
     ]
     lines = [f"# Curation summary: `{output}`"]
+    if "recipe" in summary:
+        lines += ["", f"Recipe: {summary['recipe']} (t is t_en; every language has its own t)"]
     for title, rows in sections:
         if rows or title.startswith("Skipped"):
             lines += ["", f"## {title}", "", *_table(rows)]
+    if summary.get("languages"):
+        lines += ["", "## Languages (by pairs matched)", "", *_languages_table(summary)]
     return "\n".join(lines) + "\n"
+
+
+def _languages_table(summary: Mapping[str, Any]) -> list[str]:
+    rows = sorted(summary["languages"].items(), key=lambda kv: (-kv[1].get("pairs_matched", 0),
+                                                                  kv[0]))  # fmt: skip
+    lines = ["| language | " + " | ".join(LANGUAGE_COLUMNS) + " |",
+             "|---|" + "---|" * len(LANGUAGE_COLUMNS)]  # fmt: skip
+    for language, figures in rows:
+        cells = [_cell(_fmt(figures.get(name, ""))) for name in LANGUAGE_COLUMNS]
+        lines.append(f"| {_cell(language)} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def location(uri: str) -> str:

@@ -45,10 +45,17 @@ def card_artifact_markdown(
     images = datacard.embedded_images(blobs)
     if sum(map(len, images.values())) > MAX_EMBEDDED_CHARS:
         run_logger().warning("data card plots too large to embed; the artifact links the files")
-        images = {name: written[file] for name, file in datacard.PLOT_FILES.items()
+        images = {name: written[file] for name, file in datacard.card_plot_files(card).items()
                   if file in written}
     where = location(datacard.datacard_dir(card["output"]))
     return datacard.render_markdown(card, images) + f"\nFiles: {where} (datacard.json, PNGs).\n"
+
+
+def description(card: dict[str, Any]) -> str:
+    """The artifact's one line: the output and the card's t (t_en for a worldwide run)."""
+    t = card.get("t")
+    name = "t_en" if card.get("recipe") == "worldwide" else "t"
+    return f"Data card of {card['output']} at {name}={'?' if t is None else format(t, 'g')}"
 
 
 def publish_datacard(
@@ -82,7 +89,7 @@ def publish_datacard(
 
     card, blobs, written = with_retries(write)
     publish(create_markdown_artifact, markdown=card_artifact_markdown(card, blobs, written),
-            key=artifact_key("datacard", output), description=f"Data card of {output} at t={t:g}")
+            key=artifact_key("datacard", output), description=description(card))
     return written
 
 
@@ -92,15 +99,17 @@ def republish_datacard(output: str, storage_options: dict[str, Any] | None = Non
     output has no card to show."""
     opts = storage_options or {}
     folder = datacard.datacard_dir(output)
-    names = ["datacard.json", *datacard.PLOT_FILES.values()]
-    uris = {name: storage.join(folder, name) for name in names}
+
+    def read(name: str) -> bytes:
+        return with_retries(lambda: storage.read_bytes(storage.join(folder, name), **opts))
+
     try:
-        blobs = {name: with_retries(lambda u=uri: storage.read_bytes(u, **opts))
-                 for name, uri in uris.items()}  # fmt: skip
-        card = {**orjson.loads(blobs.pop("datacard.json")), "output": output}
+        card = {**orjson.loads(read("datacard.json")), "output": output}
+        names = datacard.card_plot_files(card).values()  # the plots this card has
+        blobs = {name: read(name) for name in names}
     except (FileNotFoundError, orjson.JSONDecodeError):
         return False
+    uris = {name: storage.join(folder, name) for name in ["datacard.json", *names]}
     publish(create_markdown_artifact, markdown=card_artifact_markdown(card, blobs, uris),
-            key=artifact_key("datacard", output),
-            description=f"Data card of {output} at t={card.get('t', '?')}")
+            key=artifact_key("datacard", output), description=description(card))
     return True

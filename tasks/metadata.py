@@ -25,11 +25,12 @@ from typing import Any
 from prefect import task
 
 from metaclip.config import BuildMetadataConfig, StorageConfig
-from metaclip.metadata import build, ngrams, pmi, titles, wordnet
+from metaclip.metadata import build, ngrams, omw, pmi, titles, wiki_titles, wordnet, worldwide
 from metaclip.metadata.plan import task_result
 from metaclip.metadata.sources import SourceList
+from metaclip.metadata.worldwide import WikiSources
 from metaclip_prefect.tasks.caching import UNCACHED_TASK, stage_task
-from metaclip_prefect.tasks.credentials import resolve
+from metaclip_prefect.tasks.credentials import resolve, stores_for
 
 
 def in_work_dir(settings: BuildMetadataConfig) -> Callable[[str, str], str]:
@@ -80,3 +81,46 @@ def merge_metadata(
         sources, output, base, extra, max_entries,
         input_options=resolve(storage.inputs), output_options=resolve(storage.output),
     )  # fmt: skip
+
+
+# The worldwide build (MetaCLIP 2): per Wikipedia, its OMW lemmas, segmented counts, the head of
+# its unigrams and its titles; per language, the merge; then the index. The pageview batches are
+# read once for every Wikipedia of the build.
+omw_source = _build_task(
+    "omw-source", omw.omw_source, omw.KEYED_BY,
+    input_files=["key_files"], files_on="inputs", key_only=["key_files"],
+)  # fmt: skip
+count_segmented_batch = _build_task(
+    "count-segmented-batch", ngrams.count_segmented_batch, ngrams.SEGMENTED_KEYED_BY,
+    input_files=["files"], files_on="inputs",
+)  # fmt: skip
+top_unigram_source = _build_task(
+    "top-unigram-source", pmi.top_unigram_source, pmi.TOP_UNIGRAM_KEYED_BY
+)
+count_wiki_titles = _build_task(
+    "count-wiki-titles", wiki_titles.count_wiki_titles, wiki_titles.BATCH_KEYED_BY,
+    input_files=["files"], files_on="inputs",
+)  # fmt: skip
+wiki_title_source = _build_task(
+    "wiki-title-source", wiki_titles.wiki_title_source, wiki_titles.SOURCE_KEYED_BY
+)
+
+
+@task(name="merge-language", **UNCACHED_TASK)
+def merge_language(
+    settings: BuildMetadataConfig, language: str, wikis: list[WikiSources], folder: str
+) -> dict[str, Any]:
+    stores = stores_for(settings.storage)
+    return worldwide.merge_language(settings, stores, language, wikis, folder)
+
+
+@task(name="copy-english-metadata", **UNCACHED_TASK)
+def copy_english_metadata(settings: BuildMetadataConfig, uri: str, folder: str) -> dict[str, Any]:
+    return worldwide.copy_english(settings, stores_for(settings.storage), uri, folder)
+
+
+@task(name="write-language-index", **UNCACHED_TASK)
+def write_language_index(
+    settings: BuildMetadataConfig, rows: list[dict[str, Any]]
+) -> dict[str, Any]:
+    return worldwide.write_language_index(settings, stores_for(settings.storage), rows)

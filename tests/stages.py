@@ -9,10 +9,15 @@ product formula) and the library's deterministic draws.
 The inputs are the real fixtures of tests/data (see their PROVENANCE.txt), copied under names
 that fix the batching: WAT and WARC files mixed, two WARCs that share real pairs (the same
 Semantic Scholar images), a byte copy of a WAT file, and a missing file.
+
+The worldwide (MetaCLIP 2) recipe runs through the same helpers (`recipe="worldwide"`), on
+`make_worldwide_inputs` (WAT files, some written here from real multilingual alt texts) and a
+small worldwide metadata (`make_worldwide_metadata`); `naive_worldwide_run` is its reference.
 """
 
 from __future__ import annotations
 
+import html
 import json
 import shutil
 from collections.abc import Sequence
@@ -21,22 +26,35 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from metaclip.config import Stores
-from metaclip.curation import batch, dedup, reduce, sample
+from metaclip.config.curation import WORLDWIDE_RECIPE
+from metaclip.curation import batch, dedup, reduce, sample, worldwide
 from metaclip.curation.balance import uniform_draws
-from metaclip.curation.counts import read_entry_counts
+from metaclip.curation.counts import read_entry_counts, read_language_counts
 from metaclip.curation.plan import make_batches, preflight
 from metaclip.curation.record import write_run_record
 from metaclip.curation.settings import RunSettings
+from metaclip.extraction.lid import LanguageIdentifier
 from metaclip.extraction.warc import extract_warc_file
 from metaclip.extraction.wat import extract_wat_file
 from metaclip.io import storage
 from metaclip.io.paths import OutputLayout
 from metaclip.io.results import write_json
+from metaclip.metadata.languages import NO_SPACE_LANGUAGES
+from metaclip.metadata.multilingual import language_list, write_index
 from metaclip.reporting.summary import build_summary
-from tests.naive import naive_counts, naive_keep_probability, naive_match
+from tests.naive import (
+    naive_counts,
+    naive_keep_probability,
+    naive_language_thresholds,
+    naive_match,
+    naive_match_worldwide,
+    naive_worldwide_keep_probability,
+)
+from tools.watgen import WatWriter
 
 DATA = Path(__file__).parent / "data"
 T = 3
@@ -153,6 +171,7 @@ class Run:
     counts_uri: str
     counts: np.ndarray
     summary: dict[str, Any]
+    thresholds: dict[str, Any] | None = None  # worldwide: language_thresholds.json
 
     @property
     def output(self) -> str:
@@ -165,7 +184,9 @@ def curate_plain(
     """Every stage, in the flow's order: preflight, batches, index, buckets, tree reduction,
     dense counts, work record, sampling, summary (written to summary.json)."""
     stores = Stores()
-    meta, files = preflight(list(inputs), metadata_uri, "auto")
+    ww = changed.get("recipe") == WORLDWIDE_RECIPE
+    meta, files = preflight(list(inputs), metadata_uri, "auto", worldwide=ww,
+                            languages=changed.get("languages"))  # fmt: skip
     s = make_settings(output, meta.uri, meta.sha256, n_buckets, **changed)
     layout = OutputLayout(s.output)
     batches = [run_batch(s, stores, bid, fs) for bid, fs in make_batches(files, s.batch_size)]
@@ -180,17 +201,18 @@ def curate_plain(
     counts, _ = read_entry_counts(counts_uri)
     dedup_uris = {str(b["bucket"]): b["dedup_uris"] for b in buckets}
     write_run_record(s.output, s.record(), counts_uri, dedup_uris)
+    thresholds = worldwide.write_thresholds(s, counts_uri)
     sampled = [run_sample(s, stores, b["bucket"], counts_uri, b["dedup_uris"]) for b in buckets]
     summary = build_summary(
         batches=batches, buckets=buckets, sampled=sampled, counts=counts, params=s.record(),
         outputs={"curated": layout.curated_dir, "entry_counts": layout.entry_counts,
                  "summary": layout.summary},
-        stage_seconds={},
+        stage_seconds={}, language_offsets=read_language_counts(counts_uri)[1] if ww else None,
     )  # fmt: skip
     write_json(layout.summary, summary)
-    entries = json.loads(storage.read_bytes(metadata_uri))
+    entries = [] if ww else json.loads(storage.read_bytes(metadata_uri))
     return Run(s, stores, files, entries, batches, buckets, sampled, levels, counts_uri, counts,
-               summary)  # fmt: skip
+               summary, thresholds)  # fmt: skip
 
 
 def curated_rows(curated_uris: Sequence[str]) -> set[tuple[str, str, tuple[int, ...]]]:
@@ -259,3 +281,170 @@ def naive_run(
     q = np.array(weights)
     return Naive(len(rows), matched, unique, counts, candidates, kept, float(q.sum()),
                  float((q * (1 - q)).sum()))  # fmt: skip
+
+
+# --------------------------------------------------------------------------- worldwide (MetaCLIP 2)
+
+# REAL short texts in many scripts (alt and title texts, headings, names: tests/data/worldwide/
+# ALT_TEXTS_PROVENANCE.txt), and the committed WAT fixtures (real English, German, Hebrew ...
+# pages: tests/data/wat/PROVENANCE.txt).
+ALT_TEXTS = DATA / "worldwide" / "alt_texts.jsonl"
+WORLDWIDE_WATS = ("wat/fixture-0000.warc.wat.gz", "wat/fixture-0002.warc.wat.gz")
+DERIVED_SITE = "https://worldwide.example.org"  # make_worldwide_wat's pages and images
+TEXTS_PER_PAGE = 24
+
+
+def _page(images: Sequence[dict[str, str]]) -> str:
+    tags = "".join(
+        f'<img src="{html.escape(i["url"])}" {k}="{html.escape(i[k])}">\n'
+        for i in images for k in ("alt", "title") if k in i
+    )  # fmt: skip
+    return f'<!DOCTYPE html><html><head><meta charset="utf-8"></head><body>\n{tags}</body></html>'
+
+
+def worldwide_images(texts: Sequence[str]) -> list[dict[str, str]]:
+    """Images carrying the texts: most have one (alt), every fifth one a title too, from the
+    far half of the list (most often another language), so one text per image is drawn
+    across languages; every seventh text is also the alt of a second image (counts above 1)."""
+    half = len(texts) // 2
+    images = []
+    for i, text in enumerate(texts):
+        image = {"url": f"{DERIVED_SITE}/img/{i:05d}.jpg", "alt": text}
+        if i % 5 == 0 and i < half:
+            image["title"] = texts[i + half]
+        images.append(image)
+        if i % 7 == 0:
+            images.append({"url": f"{DERIVED_SITE}/img/{i:05d}-again.jpg", "alt": text})
+    return images
+
+
+def make_worldwide_wat(path: Path) -> None:
+    """A DERIVED WAT file (tools/watgen.py says so in its warcinfo): pages whose images carry
+    the real texts of ALT_TEXTS (worldwide_images)."""
+    texts = [json.loads(line)["text"] for line in ALT_TEXTS.read_text("utf-8").splitlines()]
+    images = worldwide_images(texts)
+    with WatWriter(path, seed="worldwide") as writer:
+        for n, start in enumerate(range(0, len(images), TEXTS_PER_PAGE)):
+            page = _page(images[start : start + TEXTS_PER_PAGE])
+            writer.add_page(f"{DERIVED_SITE}/page/{n:04d}.html", page)
+
+
+def make_worldwide_inputs(folder: Path) -> list[str]:
+    """Two committed WAT fixtures and a derived WAT of real texts in many scripts."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in WORLDWIDE_WATS:
+        shutil.copyfile(DATA / name, folder / Path(name).name)
+    make_worldwide_wat(folder / "multilingual-0000.warc.wat.gz")
+    return sorted(str(p) for p in folder.glob("*.wat.gz"))
+
+
+def language_texts(files: Sequence[str]) -> dict[str, list[str]]:
+    """Every extracted text, by its fastText label."""
+    texts = [r["text"] for f in files for r in extract(f)]
+    labels, _ = LanguageIdentifier().identify(pa.array(texts, pa.string()))
+    out: dict[str, list[str]] = {}
+    for text, label in zip(texts, labels.to_pylist(), strict=True):
+        out.setdefault(label or "", []).append(text)
+    return out
+
+
+def make_worldwide_metadata(
+    folder: Path, texts: dict[str, list[str]], languages: Sequence[str]
+) -> dict[str, list[str]]:
+    """A worldwide metadata folder (index and one list per language) with entries drawn from
+    each language's own texts: words and word pairs, character pairs where words are not
+    spaced (Chinese, Japanese, Thai ...). Returns the lists by language."""
+    lists: dict[str, list[str]] = {}
+    for language in sorted(languages):
+        own = texts.get(language, [])
+        if language in NO_SPACE_LANGUAGES:
+            entries = sorted({t[i : i + 2] for t in own for i in range(len(t) - 1)})[::3]
+        else:
+            words = sorted({w for t in own for w in t.split()})
+            pairs = sorted({" ".join(t.split()[i : i + 2]) for t in own
+                            for i in range(len(t.split()) - 1)})  # fmt: skip
+            entries = words[::2] + pairs[::5]
+        lists[language] = [e for e in dict.fromkeys(entries) if e.strip()] or ["-"]
+    items = []
+    for language, entries in lists.items():
+        (folder / language).mkdir(parents=True, exist_ok=True)
+        (folder / language / "metadata.json").write_text(json.dumps(entries, ensure_ascii=False))
+        items.append(language_list(str(folder), language, f"{language}/metadata.json"))
+    write_index(str(folder), items)
+    return lists
+
+
+Row = tuple[str, str, tuple[int, ...], str]  # uuid, caption, global entry ids, language
+
+
+def curated_language_rows(curated_uris: Sequence[str]) -> set[Row]:
+    """(uuid, caption, entry ids, language) of every curated row of a worldwide run."""
+    rows: set[Row] = set()
+    for uri in curated_uris:
+        t = pq.read_table(uri)
+        rows.update(zip(t["uuid"].to_pylist(), t["caption"].to_pylist(),
+                        map(tuple, t["entry_ids"].to_pylist()), t["language"].to_pylist(),
+                        strict=True))  # fmt: skip
+    return rows
+
+
+def naive_metadata_language(label: str | None, available: set[str]) -> str:
+    """docs/curation.md's table: a fastText label is its metadata language, but yue (Cantonese)
+    is zh's; `other` when that language has no metadata in the run."""
+    language = {"yue": "zh"}.get(label or "", label or "")
+    return language if language in available else "other"
+
+
+@dataclass
+class NaiveWorldwide:
+    language: dict[tuple[str, str], str]  # every distinct pair's metadata language
+    unique: dict[tuple[str, str], tuple[str, list[int]]]  # matched pair -> (language, local ids)
+    counts: dict[str, list[int]]  # per language, over its own (local) ids
+    p: float
+    ts: dict[str, float]
+    kept: set[Row]
+
+
+def naive_worldwide_run(
+    files: Sequence[str], lists: dict[str, list[str]], t_en: float, seed: int = SEED,
+    languages: Sequence[str] | None = None, one_per_image: bool = True,
+) -> NaiveWorldwide:  # fmt: skip
+    """MetaCLIP 2's recipe (curate.py) over the distinct (uuid, text) pairs: each text matched
+    in its language only, counts per (language, entry), p from English's t_en and each
+    language's t from p, one text per image drawn as the English reference does, kept with
+    probability 1 - prod(1 - p_e) over the entries of its language."""
+    rows = [r for f in files for r in extract(f)]
+    labels, _ = LanguageIdentifier().identify(pa.array([r["text"] for r in rows], pa.string()))
+    available = set(languages or lists)
+    language: dict[tuple[str, str], str] = {}
+    unique: dict[tuple[str, str], tuple[str, list[int]]] = {}
+    for r, label in zip(rows, labels.to_pylist(), strict=True):
+        key = (r["uuid"], r["text"])
+        language[key] = lang = naive_metadata_language(label, available)
+        ids = [] if lang == "other" else naive_match_worldwide(r["text"], lists[lang])
+        if ids:
+            unique[key] = (lang, ids)
+    counts = {
+        lang: naive_counts([ids for (l2, ids) in unique.values() if l2 == lang], len(entries))
+        for lang, entries in lists.items()
+    }
+    p, ts = naive_language_thresholds(counts, t_en)
+    offsets = dict(zip(sorted(lists), np.cumsum([0] + [len(lists[x]) for x in sorted(lists)]),
+                       strict=False))  # fmt: skip
+    by_image: dict[str, list[str]] = {}
+    for u, text in unique:
+        by_image.setdefault(u, []).append(text)
+    candidates = []
+    for u, texts in by_image.items():
+        if one_per_image:
+            draws = uniform_draws(seed, [u] * len(texts), texts, purpose="choose")
+            candidates.append((u, texts[int(np.argmin(draws))]))
+        else:
+            candidates.extend((u, text) for text in texts)
+    keep_draws = uniform_draws(seed, [u for u, _ in candidates], [x for _, x in candidates])
+    kept: set[Row] = set()
+    for (u, x), draw in zip(candidates, keep_draws, strict=True):
+        lang, ids = unique[u, x]
+        if draw < naive_worldwide_keep_probability(ids, counts[lang], ts[lang]):
+            kept.add((u, x, tuple(int(offsets[lang]) + i for i in ids), lang))
+    return NaiveWorldwide(language, unique, counts, p, ts, kept)

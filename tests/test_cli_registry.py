@@ -20,7 +20,7 @@ from metaclip_prefect.flows.cli_common import MODE, FlowCall
 # Every subcommand the CLI has: one dropped from cli.COMMANDS (or hidden) fails here.
 EXPECTED = {
     "curate", "rebalance", "demo", "unlock", "stats", "compare", "build-metadata",
-    "inspect-metadata", "experts", "route",
+    "inspect-metadata", "match", "experts", "route",
 }  # fmt: skip
 # The commands that pass their options through to a flow.
 FLOW_COMMANDS = {"curate", "rebalance", "build-metadata", "experts"}

@@ -32,7 +32,7 @@ OPTIONAL_IMPORTS = {"torch", "transformers", "sentence_transformers", "faiss",
 # Every subcommand: a runtime install lists them all, the `mode` ones included (they say what to
 # install when run without the group).
 COMMANDS = {"curate", "rebalance", "demo", "unlock", "stats", "compare", "build-metadata",
-            "inspect-metadata", "experts", "route"}  # fmt: skip
+            "inspect-metadata", "match", "experts", "route"}  # fmt: skip
 # In any fresh venv, whatever the project needs.
 VENV_TOOLS = {"pip", "setuptools", "wheel"}
 COPY_IGNORE = shutil.ignore_patterns(
@@ -221,6 +221,19 @@ def test_demo_runs_from_the_installed_package(installed: Installed):
     summary = json.loads(summary_path.read_text())
     assert summary["pairs_curated"] > 0, summary
     assert list((output / "curated").glob("*.parquet")), sorted(output.rglob("*"))
+
+
+def test_worldwide_demo_runs_from_the_installed_package(installed: Installed):
+    """The worldwide demo's WAT files and metadata ship in the wheel (package data) and its
+    curation needs no optional group: the metadata is prebuilt."""
+    output = installed.work / "demo-worldwide"
+    args = ["demo", "--recipe", "worldwide", "--output", str(output)]
+    out = installed.run(installed.bin("metaclip"), *args, what="worldwide demo", timeout=900)
+    summary = json.loads((output / "summary.json").read_text())
+    assert summary["recipe"] == "worldwide", out[-TAIL:]
+    curated = {lang for lang, f in summary["languages"].items() if f.get("pairs_curated")}
+    assert len(curated) >= 10 and "en" in curated, summary["languages"]
+    assert "languages" in out  # the per-language table
 
 
 def test_pyproject_lists_every_package_of_the_library():

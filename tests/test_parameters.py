@@ -21,6 +21,7 @@ from metaclip.config import (
 )
 from metaclip.config.builds import READ_WRITE_EXTRA
 from metaclip.config.curation import CURATE_EXTRA, REBALANCE_EXTRA
+from metaclip.curation.balance import DEFAULT_T
 from metaclip.errors import UserError
 from metaclip_prefect.flows.build_metadata import build_metadata
 from metaclip_prefect.flows.curate import curate
@@ -96,6 +97,7 @@ def test_a_parameter_the_configuration_does_not_know_is_one_line(flow, config, e
 def test_a_missing_parameter_reads_as_the_field_default():
     given = {"inputs": ["a.wat.gz"], "metadata": "m.json", "output": "/tmp/out"}
     config = CurateConfig.from_params(**given)
-    assert config.t == CurateConfig.t and config.batch_size == CurateConfig.batch_size
+    # t's field default is None: "the recipe's", MetaCLIP's 20,000 for the default recipe
+    assert config.t == DEFAULT_T and config.batch_size == CurateConfig.batch_size
     assert config.cluster == ClusterConfig()
     assert CurateConfig.from_params(**given, limits=None).limits == CurateConfig.limits

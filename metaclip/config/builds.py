@@ -35,7 +35,10 @@ from metaclip.experts.inputs import SAMPLE_SIZE
 from metaclip.experts.kmeans import N_COARSE, N_FINE, N_ITER
 from metaclip.io.storage import join as storage_join
 from metaclip.metadata.ngrams import COUNT_LAYOUTS, TEXT_FORMATS
+from metaclip.metadata.selection import Caps
 from metaclip.metadata.sources import SOURCE_NAMES
+from metaclip.metadata.wiki_titles import TITLE_PROJECTS
+from metaclip.metadata.worldwide_plan import ALL, check_language
 
 _PAGEVIEW_DOMAIN = re.compile(r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$")
 MAX_PARTITIONS = 4096
@@ -44,14 +47,17 @@ SEED_MAX = 2**31 - 1  # faiss takes a C int seed
 # The parameters these flows take besides their configuration's fields.
 READ_WRITE_STORAGE = ("credentials", "input_options", "output_options")
 READ_WRITE_EXTRA = (*READ_WRITE_STORAGE, *CLUSTER_PARAMETERS)
+_CAPS = Caps()  # MetaCLIP 2's per-language caps: the worldwide build's defaults
 
 
 @dataclass(frozen=True)
 class BuildMetadataConfig:
     """The build-metadata flow's parameters, checked. Inputs (wordnet, wiki_text,
-    unigram_counts, bigram_counts, pageviews, extra, base) are read with the `inputs` storage;
-    `output` and `work_dir` (always a folder inside the output, default <output>/work, so that
-    the output's lease and options cover it) are written with the `output` storage."""
+    unigram_counts, bigram_counts, pageviews, extra, base, wiki_text_root, english_metadata)
+    are read with the `inputs` storage; `output` and `work_dir` (always a folder inside the
+    output, default <output>/work, so that the output's lease and options cover it) are
+    written with the `output` storage. With `languages`, the build is worldwide (MetaCLIP 2:
+    one list per language, docs/metadata.md)."""
 
     output: str
     work_dir: str
@@ -75,8 +81,25 @@ class BuildMetadataConfig:
     count_layout: str = "auto"
     max_items: int = 1_000_000
     refresh: bool = False
+    # A worldwide build (MetaCLIP 2): languages, inputs found by convention, per-language caps
+    # (metaclip.metadata.worldwide_plan, metaclip.metadata.selection).
+    languages: tuple[str, ...] = ()
+    wiki_text_root: str | None = None
+    english_metadata: str | None = None
+    unigram_fraction: float = _CAPS.unigram_fraction
+    max_unigrams: int = _CAPS.max_unigrams
+    bigram_fraction: float = _CAPS.bigram_fraction
+    max_bigrams: int = _CAPS.max_bigrams
+    title_fraction: float = _CAPS.title_fraction
+    max_titles: int = _CAPS.max_titles
+    max_entry_length: int = _CAPS.max_length
+    title_projects: str = "wikipedia"
     storage: StorageConfig = StorageConfig()
     cluster: ClusterConfig = ClusterConfig()
+
+    @property
+    def worldwide(self) -> bool:
+        return bool(self.languages)
 
     @classmethod
     def from_params(cls, **given: Any) -> BuildMetadataConfig:
@@ -103,7 +126,9 @@ class BuildMetadataConfig:
         pageviews = check_locations("pageviews", p["pageviews"])
         extra = check_locations("extra", p["extra"])
         base = check_optional_location("base", p["base"])
-        if not (wordnet or wiki or unigrams or pageviews or extra or base):
+        world = _worldwide(p, unigrams, extra, base)
+        by_convention = world["wiki_text_root"] or world["english_metadata"]
+        if not (wordnet or wiki or unigrams or pageviews or extra or base or by_convention):
             raise UserError(
                 "nothing to build: give wordnet, wiki_text, unigram_counts, pageviews, extra "
                 "or base"
@@ -131,9 +156,60 @@ class BuildMetadataConfig:
             count_layout=check_choice("count_layout", p["count_layout"], COUNT_LAYOUTS),
             max_items=check_int("max_items", p["max_items"], MIN_MAX_ITEMS, 10**10),
             refresh=check_bool("refresh", p["refresh"]),
+            **world,
             storage=check_read_write_storage(**picked(given, READ_WRITE_STORAGE)),
             cluster=ClusterConfig.from_params(**picked(given, CLUSTER_PARAMETERS)),
         )
+
+
+def _worldwide(
+    p: dict[str, Any], unigrams: tuple[str, ...], extra: tuple[str, ...], base: str | None
+) -> dict[str, Any]:
+    """The worldwide build's fields, checked; its options only with `languages`, and the
+    English-only options (count files, base, extra, max_entries) only without."""
+    languages = _languages(p["languages"])
+    root = check_optional_location("wiki_text_root", p["wiki_text_root"])
+    english = check_optional_location("english_metadata", p["english_metadata"])
+    if not languages and (root or english):
+        name = "wiki_text_root" if root else "english_metadata"
+        raise _fail(name, "is for a worldwide build: add languages (a list, or 'all')")
+    english_only = {"unigram_counts": unigrams, "extra": extra, "base": base,
+                    "max_entries": p["max_entries"]}  # fmt: skip
+    given = [name for name, value in english_only.items() if value]
+    if languages and given:
+        raise _fail(given[0], "is for the English build only, not with languages")
+    return {
+        "languages": languages,
+        "wiki_text_root": root,
+        "english_metadata": english,
+        "unigram_fraction": check_fraction("unigram_fraction", p["unigram_fraction"]),
+        "max_unigrams": check_int("max_unigrams", p["max_unigrams"], 0),
+        "bigram_fraction": check_fraction("bigram_fraction", p["bigram_fraction"]),
+        "max_bigrams": check_int("max_bigrams", p["max_bigrams"], 0),
+        "title_fraction": check_fraction("title_fraction", p["title_fraction"]),
+        "max_titles": check_int("max_titles", p["max_titles"], 0),
+        "max_entry_length": check_int("max_entry_length", p["max_entry_length"], 1),
+        "title_projects": check_choice("title_projects", p["title_projects"], TITLE_PROJECTS),
+    }
+
+
+def _languages(value: Any) -> tuple[str, ...]:
+    """A language list: codes as a list or one comma-separated string; 'all' alone."""
+    if value is None or value == "" or value == [] or value == ():
+        return ()
+    if isinstance(value, str):
+        value = value.split(",")
+    if not isinstance(value, Sequence) or not all(isinstance(v, str) for v in value):
+        raise _fail("languages", f"must be language codes such as ['zh', 'ja'] or 'all', "
+                    f"not {value!r}")  # fmt: skip
+    codes = tuple(dict.fromkeys(v.strip() for v in value if v.strip()))
+    try:
+        codes = tuple(check_language(c) for c in codes)
+    except UserError as exc:
+        raise _fail("languages", str(exc)) from None
+    if ALL in codes and len(codes) > 1:
+        raise _fail("languages", "'all' stands alone")
+    return codes
 
 
 def _pageview_domains(value: Any) -> tuple[str, ...]:

@@ -29,11 +29,17 @@ from metaclip.config.checks import (
 from metaclip.config.storage import OPTION_PARAMETERS, StorageConfig
 from metaclip.curation.balance import DEFAULT_T
 from metaclip.curation.crawls import DATA_ROOT
+from metaclip.curation.thresholds import DEFAULT_T_EN, ENGLISH
 from metaclip.errors import UserError
 from metaclip.extraction.limits import DEFAULT_LIMITS, ExtractLimits
 
 INPUT_FORMATS = ("wat", "warc", "auto")
 MAX_BUCKETS = 4096
+# The curation recipes: MetaCLIP's English one (the default), and MetaCLIP 2's worldwide one
+# (a metadata list per language, thresholds per language: docs/curation.md).
+ENGLISH_RECIPE = "english"
+WORLDWIDE_RECIPE = "worldwide"
+RECIPES = (ENGLISH_RECIPE, WORLDWIDE_RECIPE)
 # The parameters a flow takes besides its configuration's fields: each location's storage
 # options and the Secret blocks (a StorageConfig), and the cluster's (a ClusterConfig).
 STORAGE_PARAMETERS = ("credentials", *OPTION_PARAMETERS.values())
@@ -73,12 +79,15 @@ class ClusterConfig:
 class CurateConfig:
     """The curate flow's parameters, checked. `inputs` holds what the user named (files, globs,
     folders); the crawl's WAT list is added by the flow's preflight. `limits`: the per-record
-    extraction limits (metaclip.extraction.limits), given as a mapping of the non-default ones."""
+    extraction limits (metaclip.extraction.limits), given as a mapping of the non-default ones.
+    `t`: None until checked, then the recipe's default when not given (`default_t`); for the
+    worldwide recipe it is English's t_en. `languages`: see `recipe_languages`."""
 
     inputs: tuple[str, ...]
     metadata: str
     output: str
-    t: float = DEFAULT_T
+    t: float | None = None
+    recipe: str = ENGLISH_RECIPE
     seed: int = 0
     batch_size: int = 16
     n_buckets: int | None = None
@@ -95,6 +104,11 @@ class CurateConfig:
     storage: StorageConfig = StorageConfig()
     cluster: ClusterConfig = ClusterConfig()
 
+    @property
+    def worldwide(self) -> bool:
+        """MetaCLIP 2's worldwide recipe (else MetaCLIP's English one)."""
+        return self.recipe == WORLDWIDE_RECIPE
+
     @classmethod
     def from_params(cls, **given: Any) -> CurateConfig:
         """The configuration from a flow's parameters (defaults: the fields'), checked."""
@@ -108,11 +122,13 @@ class CurateConfig:
         if store_tag is not None and not re.fullmatch(r"[A-Za-z0-9_.-]{1,100}", str(store_tag)):
             raise _fail("store_tag", "letters, digits, '.', '_' and '-' only (at most 100)")
         crawl = p["crawl"]
+        recipe = check_choice("recipe", p["recipe"], RECIPES)
         return cls(
             inputs=check_inputs(p["inputs"], crawl),
             metadata=check_location("metadata", p["metadata"]),
             output=output,
-            t=check_positive("t", p["t"]),
+            t=default_t(recipe) if p["t"] is None else check_positive("t", p["t"]),
+            recipe=recipe,
             seed=check_int("seed", p["seed"], 0, 2**63 - 1),
             batch_size=check_int("batch_size", p["batch_size"], 1, 100_000),
             n_buckets=optional_int("n_buckets", p["n_buckets"], 1, MAX_BUCKETS),
@@ -120,7 +136,7 @@ class CurateConfig:
             exclude_store=store,
             store_tag=store_tag,
             input_format=check_choice("input_format", p["input_format"], INPUT_FORMATS),
-            languages=check_languages("languages", p["languages"]),
+            languages=recipe_languages(recipe, p["languages"]),
             crawl=None if crawl in (None, "") else check_crawl_id("crawl", crawl),
             crawl_data_root=check_location("crawl_data_root", p["crawl_data_root"]),
             max_files=optional_int("max_files", p["max_files"], 1),
@@ -129,6 +145,28 @@ class CurateConfig:
             storage=StorageConfig.from_params(**picked(given, STORAGE_PARAMETERS)),
             cluster=ClusterConfig.from_params(**picked(given, CLUSTER_PARAMETERS)),
         )
+
+
+def default_t(recipe: str) -> float:
+    """The t of a run that gives none: MetaCLIP's 20,000, or MetaCLIP 2's t_en of 170,000."""
+    return float(DEFAULT_T if recipe == ENGLISH_RECIPE else DEFAULT_T_EN)
+
+
+def recipe_languages(recipe: str, value: Any) -> tuple[str, ...] | None:
+    """The languages a run curates. English recipe: the fastText labels kept (None: every
+    text). Worldwide: the metadata languages matched (None: every language of the index;
+    checked against it in the preflight). The English default, ["en"], is the flows' default
+    too, so in the worldwide recipe it reads as every language: English alone is the English
+    recipe run on the index's en list."""
+    languages = check_languages("languages", value)
+    if recipe == ENGLISH_RECIPE:
+        return languages
+    if languages == CurateConfig.languages:
+        return None
+    if languages is not None and ENGLISH not in languages:
+        raise _fail("languages", "the worldwide recipe takes its tail share p from English (t_en): "
+                                 "include en")  # fmt: skip
+    return languages
 
 
 def check_inputs(inputs: Any, crawl: Any) -> tuple[str, ...]:

@@ -9,6 +9,8 @@ commits the batch) -> dedup.process_bucket (dedup across batches, exclude earlie
 probability, balance). plan fixes a run's inputs, batches and buckets before any of them;
 partition and counts are the bucket and count formats; record and completion are what a run
 leaves for rebalancing and for a rerun; crawls expands a Common Crawl dump to its WAT files.
+The worldwide (MetaCLIP 2) recipe runs through the same stages: worldwide holds its steps
+(languages, matching per language, thresholds as data), thresholds its per-language t.
 
 Import the stage modules themselves: this package imports nothing, so the configuration
 (metaclip.config), which needs balance's and crawls' constants, can be imported from here.

@@ -1,5 +1,8 @@
 """Stage 1, a batch of input files: extract pairs, identify languages, match against the
 metadata, split the matched rows by uuid bucket; a manifest written last commits the batch.
+
+The worldwide recipe identifies every text's language, maps it to a metadata language and
+matches each language's texts against its own list (metaclip.curation.worldwide).
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from metaclip.config import Stores
-from metaclip.curation import partition
+from metaclip.curation import partition, worldwide
 from metaclip.curation.plan import format_of
 from metaclip.curation.settings import RunSettings
 from metaclip.extraction.lid import LanguageIdentifier, keep_languages
@@ -26,8 +29,9 @@ from metaclip.io import storage
 from metaclip.io.paths import OutputLayout
 from metaclip.io.results import peak_rss_mb, write_json, written
 from metaclip.io.schemas import ENTRY_IDS, LANGUAGE
-from metaclip.matching import Matcher, get_matcher
+from metaclip.matching import Matcher, WorldwideMatcher, get_matcher, get_worldwide_matcher
 from metaclip.metadata import load_metadata
+from metaclip.metadata.multilingual import WorldwideMetadata, load_language
 
 Extractor = Callable[..., tuple[pa.Table, ExtractStats]]
 EXTRACTORS: dict[str, Extractor] = {"wat": extract_wat_file, "warc": extract_warc_file}
@@ -43,6 +47,18 @@ def matcher_for(metadata_uri: str, metadata_sha256: str, **storage_options: Any)
         return metadata.entries
 
     return get_matcher(metadata_sha256, entries)
+
+
+def worldwide_matcher_for(
+    index: WorldwideMetadata, language: str, **storage_options: Any
+) -> WorldwideMatcher:
+    """This process's MetaCLIP 2 matcher for one language's list of the run's index (memory,
+    else disk cache, else built from the list, checked against the index's sha256)."""
+
+    def entries() -> list[str]:
+        return load_language(index, language, **storage_options).entries
+
+    return get_worldwide_matcher(index.item(language).sha256, entries)
 
 
 def extract_files(
@@ -70,8 +86,43 @@ def match_pairs(pairs: pa.Table, matcher: Matcher) -> tuple[pa.Table, int]:
     return matched, pairs.num_rows - matched.num_rows
 
 
+def identify_languages(
+    pairs: pa.Table, settings: RunSettings, stats: ExtractStats, index: WorldwideMetadata | None
+) -> pa.Table:
+    """Add the language columns. English recipe: keep the texts fastText identifies as one of
+    `settings.languages` (None: every text, unidentified). Worldwide: identify every text and
+    add its metadata language (OTHER when it has no metadata among the run's languages)."""
+    if index is not None:
+        pairs, _ = keep_languages(pairs, None, LanguageIdentifier())
+        return worldwide.add_metadata_languages(pairs, settings.languages or index.languages)
+    if settings.languages:
+        languages = list(settings.languages)
+        pairs, other_language = keep_languages(pairs, languages, LanguageIdentifier())
+        stats.skip("other_language", other_language)
+        return pairs
+    pairs = pairs.append_column(LANGUAGE[0], pa.nulls(pairs.num_rows, pa.string()))
+    return pairs.append_column(LANGUAGE[1], pa.nulls(pairs.num_rows, pa.float32()))
+
+
+def match_languages(
+    pairs: pa.Table, settings: RunSettings, stores: Stores, index: WorldwideMetadata | None
+) -> tuple[pa.Table, dict[str, dict[str, int]] | None]:
+    """The matched rows, and (worldwide recipe) per metadata language, `other` too, its
+    {"pairs", "matched"}."""
+    if index is None:
+        matcher = matcher_for(settings.metadata_uri, settings.metadata_sha256, **stores.metadata)
+        return match_pairs(pairs, matcher)[0], None
+
+    def matcher(language: str) -> worldwide.TextMatcher:
+        return worldwide_matcher_for(index, language, **stores.metadata)
+
+    return worldwide.match_by_language(pairs, index.offsets(), matcher)
+
+
 # The settings that change a batch's output (its cache key, with its files' identities).
-KEYED_BY = ("output", "metadata_sha256", "n_buckets", "input_format", "languages", "limits")
+KEYED_BY = (
+    "output", "recipe", "metadata_sha256", "n_buckets", "input_format", "languages", "limits",
+)  # fmt: skip
 
 
 def process_batch(
@@ -80,7 +131,8 @@ def process_batch(
     """Extract and match a batch of files; write its matched pairs split by uuid bucket.
 
     Texts are kept when fastText identifies them as one of `settings.languages` (None: all);
-    every file is read within `settings.limits` (metaclip.extraction.limits).
+    worldwide recipe: every text is kept and matched in its own language (`identify_languages`).
+    Every file is read within `settings.limits` (metaclip.extraction.limits).
 
     The manifest is written last: a batch without one is unfinished and read by no one.
     """
@@ -89,16 +141,13 @@ def process_batch(
     n_buckets = settings.n_buckets
     started = time.perf_counter()
     pairs, stats = extract_files(files, settings.input_format, settings.limits, **stores.inputs)
-    if settings.languages:
-        languages = list(settings.languages)
-        pairs, other_language = keep_languages(pairs, languages, LanguageIdentifier())
-        stats.skip("other_language", other_language)
-    else:
-        pairs = pairs.append_column(LANGUAGE[0], pa.nulls(pairs.num_rows, pa.string()))
-        pairs = pairs.append_column(LANGUAGE[1], pa.nulls(pairs.num_rows, pa.float32()))
+    index = worldwide.run_index(
+        settings.metadata_uri, settings.metadata_sha256, **stores.metadata
+    ) if settings.worldwide else None  # fmt: skip
+    pairs = identify_languages(pairs, settings, stats, index)
     extracted = time.perf_counter()
-    matcher = matcher_for(settings.metadata_uri, settings.metadata_sha256, **stores.metadata)
-    matched, unmatched = match_pairs(pairs, matcher)
+    matched, by_language = match_languages(pairs, settings, stores, index)
+    unmatched = pairs.num_rows - matched.num_rows
     matched_at = time.perf_counter()
     manifest: dict[str, Any] = {
         "batch_id": batch_id,
@@ -114,7 +163,7 @@ def process_batch(
         manifest["rows"].append(rows.num_rows)
         manifest["sha256"].append(sha)
     manifest_sha = write_json(layout.manifest(batch_id), manifest, **opts)
-    return {
+    result = {
         "batch_id": batch_id,
         "manifest_uri": layout.manifest(batch_id),
         "manifest_sha256": manifest_sha,
@@ -129,6 +178,9 @@ def process_batch(
         "peak_rss_mb": peak_rss_mb(),
         "outputs": written([layout.manifest(batch_id)], **opts),
     }
+    if by_language is not None:  # worldwide: per metadata language (and `other`)
+        result["languages"] = by_language
+    return result
 
 
 def batches_digest(batches: Iterable[dict[str, Any]]) -> str:

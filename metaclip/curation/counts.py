@@ -8,9 +8,15 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from metaclip.io import storage
-from metaclip.io.schemas import COUNTS_META_SHA256, COUNTS_META_URI, ENTRY_COUNTS
+from metaclip.io.schemas import (
+    COUNTS_META_SHA256,
+    COUNTS_META_URI,
+    ENTRY_COUNTS,
+    ENTRY_COUNTS_WORLDWIDE,
+)
 
 
 class SparseCounts:
@@ -73,17 +79,23 @@ class SparseCounts:
 
 
 def entry_counts_table(
-    counts: np.ndarray, entries: list[str], metadata_sha256: str, metadata_uri: str
+    counts: np.ndarray,
+    entries: list[str],
+    metadata_sha256: str,
+    metadata_uri: str,
+    languages: pa.Array | None = None,
 ) -> pa.Table:
-    """The published global counts: entry id, entry, count; the metadata's sha256 attached."""
-    table = pa.table(
-        {
-            "entry_id": pa.array(np.arange(len(entries), dtype=np.int32)),
-            "entry": pa.array(entries, type=pa.string()),
-            "count": pa.array(counts.astype(np.uint64)),
-        },
-        schema=ENTRY_COUNTS,
-    )
+    """The published global counts: entry id, entry, count (and, worldwide recipe, each
+    entry's metadata language); the metadata's sha256 attached."""
+    columns = {
+        "entry_id": pa.array(np.arange(len(entries), dtype=np.int32)),
+        "entry": pa.array(entries, type=pa.string()),
+        "count": pa.array(counts.astype(np.uint64)),
+    }
+    if languages is None:
+        table = pa.table(columns, schema=ENTRY_COUNTS)
+    else:
+        table = pa.table({**columns, "language": languages}, schema=ENTRY_COUNTS_WORLDWIDE)
     return table.replace_schema_metadata(
         {COUNTS_META_SHA256: metadata_sha256.encode(), COUNTS_META_URI: metadata_uri.encode()}
     )
@@ -96,3 +108,16 @@ def read_entry_counts(uri: str, **storage_options: Any) -> tuple[np.ndarray, str
     counts = np.zeros(table.num_rows, dtype=np.uint64)
     counts[table["entry_id"].to_numpy()] = table["count"].to_numpy()
     return counts, meta.get(COUNTS_META_SHA256, b"").decode()
+
+
+def read_language_counts(uri: str, **storage_options: Any) -> tuple[np.ndarray, dict[str, int]]:
+    """(dense uint64 counts, global id of each language's first entry) from the worldwide
+    recipe's entry-counts file (its entries are in id order, each language's contiguous)."""
+    table = storage.read_parquet(uri, columns=["entry_id", "count", "language"], **storage_options)
+    table = table.sort_by("entry_id")
+    counts = table["count"].to_numpy().astype(np.uint64)
+    languages = pc.dictionary_encode(table["language"].combine_chunks())
+    codes = languages.indices.to_numpy()
+    firsts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]]) if len(codes) else codes
+    names = languages.dictionary.to_pylist()
+    return counts, {names[codes[i]]: int(i) for i in firsts}

@@ -22,7 +22,7 @@ from metaclip.curation.settings import RunSettings
 from metaclip.io import storage
 from metaclip.io.paths import OutputLayout, StoreLayout
 from metaclip.io.results import peak_rss_mb, read_json, written
-from metaclip.io.schemas import MATCHED
+from metaclip.io.schemas import MATCHED, matched_schema
 
 DEFAULT_MAX_BUCKET_ROWS = 1_000_000  # about 0.8 GB in a bucket task (bench/bench_scale.py)
 
@@ -57,10 +57,11 @@ def read_bucket_inputs(
     bucket: int,
     index_uri: str,
     sub: tuple[int, int] | None = None,
+    schema: pa.Schema = MATCHED,
     **storage_options: Any,
 ) -> pa.Table:
     """The bucket's rows (with sub=(i, k): those of its sub-bucket i of k), each part checked
-    against its manifest's sha256.
+    against its manifest's sha256; an empty bucket has the recipe's `schema`.
 
     A missing or corrupt part un-commits its batch (its manifest is removed) and raises, so
     that the batch is recomputed.
@@ -82,7 +83,7 @@ def read_bucket_inputs(
         if sub is not None:
             table = table.filter(pa.array(sub_bucket_of(table["uuid"], sub[1]) == sub[0]))
         tables.append(table)
-    return partition.concat(tables, MATCHED)
+    return partition.concat(tables, schema)
 
 
 def _bucket_parts(index_uri: str, bucket: int, **storage_options: Any) -> pa.Table:
@@ -119,9 +120,10 @@ def read_seen_uuids(
     return pa.concat_tables(tables)["uuid"].combine_chunks().unique()
 
 
-# The settings that change a bucket's output (its cache key, with its index's identity); the
-# index's output is named by the batches' digest, so no setting changes it.
-KEYED_BY = ("output", "exclude_store", "store_tag")
+# The settings that change a bucket's output (its cache key, with its index's identity; the
+# recipe: an empty bucket's schema); the index's output is named by the batches' digest, so no
+# setting changes it.
+KEYED_BY = ("output", "recipe", "exclude_store", "store_tag")
 INDEX_KEYED_BY: tuple[str, ...] = ()
 
 
@@ -146,8 +148,9 @@ def process_bucket(
     counts = []
     for sub in subs:
         part = read_bucket_inputs(
-            layout, bucket, index_uri, None if sub is None else (sub, n_subs), **opts
-        )
+            layout, bucket, index_uri, None if sub is None else (sub, n_subs),
+            matched_schema(settings.worldwide), **opts,
+        )  # fmt: skip
         totals["pairs_in"] += part.num_rows
         unique, duplicates = partition.dedup_pairs(part)
         del part  # the bucket's input is the largest thing a worker holds: free it first

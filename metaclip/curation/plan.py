@@ -1,5 +1,6 @@
-"""A run's plan, fixed before any work: its input files and format, the batches of files,
-the number of uuid buckets, the exclusion store's agreement with it.
+"""A run's plan, fixed before any work: its input files and format, its metadata (a list, or
+a worldwide index for that recipe), the batches of files, the number of uuid buckets, the
+exclusion store's agreement with it.
 """
 
 from __future__ import annotations
@@ -8,11 +9,13 @@ import hashlib
 from collections.abc import Sequence
 from typing import Any
 
+from metaclip.curation.thresholds import ENGLISH
 from metaclip.errors import UserError
 from metaclip.io import storage
 from metaclip.io.paths import StoreLayout
 from metaclip.io.results import read_json, write_json
 from metaclip.metadata import Metadata, load_metadata
+from metaclip.metadata.multilingual import WorldwideMetadata, is_worldwide, load_index
 
 INPUT_SUFFIXES: dict[str, tuple[str, ...]] = {
     "wat": (".wat.gz", ".wat"),
@@ -52,18 +55,45 @@ def store_buckets(store: str, **storage_options: Any) -> int | None:
     return int(read_json(meta_uri, **storage_options)["n_buckets"])
 
 
+def check_metadata(
+    metadata_uri: str,
+    worldwide: bool = False,
+    languages: Sequence[str] | None = None,
+    **storage_options: Any,
+) -> Metadata | WorldwideMetadata:
+    """The run's metadata, read: a list (English recipe) or a worldwide index that holds
+    English and every language asked for (worldwide recipe); a UserError otherwise."""
+    if not worldwide:
+        if is_worldwide(metadata_uri, **storage_options):
+            raise UserError(f"{metadata_uri} is worldwide metadata (one list per language): "
+                            "curate it with --recipe worldwide")  # fmt: skip
+        return load_metadata(metadata_uri, **storage_options)
+    if not is_worldwide(metadata_uri, **storage_options):
+        raise UserError(f"the worldwide recipe needs worldwide metadata (a folder with "
+                        f"languages.json, `metaclip build-metadata --languages`): {metadata_uri}")
+    index = load_index(metadata_uri, **storage_options)
+    missing = sorted({ENGLISH, *(languages or ())} - set(index.languages))
+    if missing:
+        raise UserError(f"{index.uri} has no metadata for: {', '.join(missing)} (it has "
+                        f"{', '.join(index.languages)})")  # fmt: skip
+    return index
+
+
 def preflight(
     inputs: Sequence[str],
     metadata_uri: str,
     fmt: str = "wat",
     metadata_options: dict[str, Any] | None = None,
+    *,
+    worldwide: bool = False,
+    languages: Sequence[str] | None = None,
     **storage_options: Any,
-) -> tuple[Metadata, list[str]]:
+) -> tuple[Metadata | WorldwideMetadata, list[str]]:
     """Check a run's inputs before any work: (metadata, input files) or a UserError.
     storage_options: the inputs'; metadata_options: the metadata's."""
     if fmt not in INPUT_SUFFIXES:
         raise UserError(f"unknown input format {fmt!r} (known: {', '.join(INPUT_SUFFIXES)})")
-    metadata = load_metadata(metadata_uri, **(metadata_options or {}))
+    metadata = check_metadata(metadata_uri, worldwide, languages, **(metadata_options or {}))
     files = storage.expand_inputs(inputs, INPUT_SUFFIXES[fmt], missing_ok=True, **storage_options)
     if not any(storage.exists(f, **storage_options) for f in files):
         raise UserError(f"none of the inputs exist: {', '.join(inputs)}")

@@ -1,5 +1,6 @@
 """Stage 3, global counts: the per-bucket sparse counts tree-reduced into one vector, then
-published dense over every metadata entry.
+published dense over every metadata entry (worldwide recipe: every language's, by global id,
+each with its language).
 """
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from metaclip.config import Stores
+from metaclip.curation import worldwide
 from metaclip.curation.counts import SparseCounts, entry_counts_table
 from metaclip.curation.settings import RunSettings
 from metaclip.io import storage
@@ -35,9 +37,17 @@ def write_entry_counts(
     settings: RunSettings, stores: Stores, total_uri: str, out_uri: str
 ) -> dict[str, Any]:
     """The published global counts: dense over every metadata entry."""
-    metadata = load_metadata(settings.metadata_uri, **stores.metadata)
-    dense = SparseCounts.load(total_uri, **stores.output).to_dense(len(metadata))
-    table = entry_counts_table(dense, metadata.entries, metadata.sha256, metadata.uri)
+    if settings.worldwide:
+        index = worldwide.run_index(
+            settings.metadata_uri, settings.metadata_sha256, **stores.metadata
+        )
+        entries, languages = worldwide.global_entries(index, **stores.metadata)
+        dense = SparseCounts.load(total_uri, **stores.output).to_dense(len(entries))
+        table = entry_counts_table(dense, entries, index.sha256, index.uri, languages)
+    else:
+        metadata = load_metadata(settings.metadata_uri, **stores.metadata)
+        dense = SparseCounts.load(total_uri, **stores.output).to_dense(len(metadata))
+        table = entry_counts_table(dense, metadata.entries, metadata.sha256, metadata.uri)
     storage.write_parquet_atomic(out_uri, table, **stores.output)
     return {"uri": out_uri, "outputs": written([out_uri], **stores.output)}
 

@@ -1,18 +1,21 @@
 """Stage 4, balanced sampling of each deduplicated bucket; the candidate units of a finished
 run (for the data card's expected sizes); a run's summary after rebalancing.
+
+The worldwide recipe samples the same way with each language's own t (metaclip.curation.
+worldwide) and keeps each row's metadata language.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
 from metaclip.config import Stores
-from metaclip.curation import balance
+from metaclip.curation import balance, worldwide
 from metaclip.curation.counts import read_entry_counts
 from metaclip.curation.dedup import dedup_parts
 from metaclip.curation.record import read_run_record
@@ -24,16 +27,22 @@ from metaclip.io.results import written
 from metaclip.io.schemas import curated_from_matched
 
 # This process's entry probabilities of the counts file it last sampled with. Keyed by the
-# file's identity, not its name: another run into the same output rewrites the same file.
-_PROBS: dict[tuple[str, float], np.ndarray] = {}
+# file's identity, not its name (another run into the same output rewrites the same file), and
+# by what turns counts into thresholds: the recipe and t (worldwide: t_en, and from it p and
+# every language's t).
+_PROBS: dict[tuple[str, str, float], np.ndarray] = {}
 
 
-def _entry_probabilities(counts_uri: str, t: float, **storage_options: Any) -> np.ndarray:
-    key = (file_identity(counts_uri, **storage_options), t)
+def _entry_probabilities(counts_uri: str, s: RunSettings, **storage_options: Any) -> np.ndarray:
+    t = float(s.t)
+    key = (file_identity(counts_uri, **storage_options), s.recipe, t)
     if key not in _PROBS:
-        counts, _ = read_entry_counts(counts_uri, **storage_options)
         _PROBS.clear()  # one run's probabilities at a time per process
-        _PROBS[key] = balance.entry_probabilities(counts, t)
+        if s.worldwide:
+            _PROBS[key] = worldwide.entry_probabilities(counts_uri, t, **storage_options)
+        else:
+            counts, _ = read_entry_counts(counts_uri, **storage_options)
+            _PROBS[key] = balance.entry_probabilities(counts, t)
     return _PROBS[key]
 
 
@@ -47,7 +56,7 @@ def candidates(table: pa.Table, seed: int, one_per_image: bool) -> pa.Table:
 
 
 # The settings that change a bucket's sample (its cache key, with its inputs' identities).
-KEYED_BY = ("output", "t", "seed", "one_text_per_image", "exclude_store", "store_tag")
+KEYED_BY = ("output", "recipe", "t", "seed", "one_text_per_image", "exclude_store", "store_tag")
 
 
 def sample_bucket(
@@ -63,28 +72,32 @@ def sample_bucket(
     opts = stores.output
     layout = OutputLayout(s.output)
     started = time.perf_counter()
-    probs = _entry_probabilities(counts_uri, s.t, **opts)
+    probs = _entry_probabilities(counts_uri, s, **opts)
     dedup_uris = list(dedup_uris or [layout.dedup_part(bucket)])
     subs: list[int | None] = [None] if len(dedup_uris) == 1 else list(range(len(dedup_uris)))
     outputs, kept_uuids, n_candidates, n_kept = [], [], 0, 0
+    by_language: dict[str, dict[str, int]] = {}
     for sub, uri in zip(subs, dedup_uris, strict=True):
         table = candidates(storage.read_parquet(uri, **opts), s.seed, s.one_text_per_image)
         mask = balance.sample_mask(
             table["entry_ids"], table["uuid"].to_pylist(), table["text"].to_pylist(), probs,
             s.seed,
         )
-        curated = curated_from_matched(table.filter(pa.array(mask)))
+        curated = curated_from_matched(table.filter(pa.array(mask)), s.worldwide)
         outputs.append(layout.curated_part(bucket, sub))
         storage.write_parquet_atomic(outputs[-1], curated, **opts)
         n_candidates, n_kept = n_candidates + table.num_rows, n_kept + curated.num_rows
         kept_uuids.append(curated["uuid"])
+        if s.worldwide:
+            _tally(by_language, "candidates", table["language"])
+            _tally(by_language, "kept", curated["language"])
     identities = written(outputs, **opts)
     if s.exclude_store:
         store_part = StoreLayout(s.exclude_store).part(bucket, s.store_tag)
         uuids = pa.table({"uuid": pa.chunked_array(kept_uuids, pa.string())})
         storage.write_parquet_atomic(store_part, uuids, **stores.exclude_store)
         identities.update(written([store_part], **stores.exclude_store))
-    return {
+    result = {
         "bucket": bucket,
         "curated_uris": outputs,
         "candidates": n_candidates,
@@ -92,6 +105,15 @@ def sample_bucket(
         "seconds": time.perf_counter() - started,
         "outputs": identities,
     }
+    if s.worldwide:  # per metadata language: {"candidates", "kept"}
+        result["languages"] = dict(sorted(by_language.items()))
+    return result
+
+
+def _tally(by_language: dict[str, dict[str, int]], name: str, languages: pa.ChunkedArray) -> None:
+    for language, n in worldwide.language_tally(languages).items():
+        row = by_language.setdefault(language, {"candidates": 0, "kept": 0})
+        row[name] += n
 
 
 def rebalanced_summary(
@@ -101,14 +123,18 @@ def rebalanced_summary(
     t: float,
     seed: int,
     seconds: float,
+    thresholds: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """A run's summary after sampling again with another t or seed."""
+    """A run's summary after sampling again with another t or seed (worldwide recipe: t is
+    t_en, and p and the entries over t are the new `thresholds`' (language_thresholds.json))."""
     return {
         **old,
         "t": t,
         "seed": seed,
-        "p": balance.t_to_p(counts, t),
-        "entries_over_t": balance.entries_over_t(counts, t),
+        "p": thresholds["p"] if thresholds else balance.t_to_p(counts, t),
+        "entries_over_t": (
+            thresholds["entries_over_t"] if thresholds else balance.entries_over_t(counts, t)
+        ),
         "pairs_curated": sum(int(s["rows_kept"]) for s in sampled),
         "rebalanced": {"from_t": old["t"], "from_seed": old["seed"], "seconds": seconds},
     }

@@ -12,6 +12,7 @@ from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from metaclip.config import CurateConfig
+from metaclip.config.curation import ENGLISH_RECIPE
 from metaclip.curation.plan import default_store_tag
 from metaclip.errors import UserError
 from metaclip.extraction.limits import ExtractLimits
@@ -39,8 +40,9 @@ class RunSettings(CurateConfig):
         """The settings that define the run's outputs, by the names the work record and the
         summary use (storage options left out: they say how to reach files, not what is in
         them, and input identities are keyed separately). `limits`: all six, so that the run
-        key and the record say which were in effect whatever the defaults become."""
-        return {
+        key and the record say which were in effect whatever the defaults become. `recipe`:
+        only for the worldwide recipe, so English records and run keys stay what they were."""
+        record: dict[str, Any] = {
             "metadata_uri": self.metadata_uri,
             "metadata_sha256": self.metadata_sha256,
             "output": self.output,
@@ -56,12 +58,15 @@ class RunSettings(CurateConfig):
             "reduce_fanout": self.reduce_fanout,
             "limits": self.limits.to_dict(),
         }
+        if self.recipe != ENGLISH_RECIPE:
+            record["recipe"] = self.recipe
+        return record
 
     @classmethod
     def from_record(cls, record: dict[str, Any], output: str, **changed: Any) -> RunSettings:
         """A finished run's settings from its work record, for `output` (where the record is
         now), with `changed` ones (rebalancing: t, seed, storage). Records from before a
-        setting was recorded get its default."""
+        setting was recorded get its default (before the recipe: English)."""
         settings = cls(
             inputs=(),
             metadata=record["metadata_uri"],
@@ -71,6 +76,7 @@ class RunSettings(CurateConfig):
             n_buckets=int(record["n_buckets"]),
             input_format=record.get("input_format", cls.input_format),
             languages=tuple(record["languages"]) if record.get("languages") else None,
+            recipe=record.get("recipe", ENGLISH_RECIPE),
             t=float(record["t"]),
             seed=int(record["seed"]),
             one_text_per_image=bool(record.get("one_per_image", True)),

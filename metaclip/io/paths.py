@@ -3,6 +3,7 @@
 <root>/
   curated/part-<bucket>.parquet            balanced pairs, img2dataset-ready (url, caption, ...)
   entry_counts.parquet                     global counts per entry, with the metadata's sha256
+  language_thresholds.json                 worldwide recipe: p, and each language's t and counts
   summary.json                             what was read, matched, kept, skipped; time per stage
   _lock.json                               the lease of the run writing it (metaclip.io.lease)
   _work/run.json                           the run's parameters, paths relative to <root>
@@ -53,6 +54,11 @@ class OutputLayout:
     @property
     def entry_counts(self) -> str:
         return join(self.root, "entry_counts.parquet")
+
+    @property
+    def language_thresholds(self) -> str:
+        """The worldwide recipe's thresholds: metaclip.curation.worldwide.thresholds_report."""
+        return join(self.root, "language_thresholds.json")
 
     @property
     def summary(self) -> str:

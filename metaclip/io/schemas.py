@@ -28,6 +28,12 @@ LANGUAGE = (pa.field("lang", pa.string()), pa.field("lang_score", pa.float32()))
 # A pair with at least one metadata match: its language and sorted, distinct entry ids.
 MATCHED = pa.schema([*PAIRS, *LANGUAGE, ENTRY_IDS])
 
+# The worldwide recipe: the metadata language a text was matched in (metaclip.metadata.languages:
+# its LID label mapped to a metadata language). Its entry ids are global (all languages' lists
+# numbered one after another: metaclip.metadata.multilingual).
+METADATA_LANGUAGE = pa.field("language", pa.string(), nullable=False)
+MATCHED_WORLDWIDE = pa.schema([*PAIRS, *LANGUAGE, METADATA_LANGUAGE, ENTRY_IDS])
+
 # Curated output: img2dataset reads `url` and `caption` as they are.
 CURATED = pa.schema(
     [
@@ -38,6 +44,8 @@ CURATED = pa.schema(
         pa.field("text_key", pa.string(), nullable=False),
     ]
 )
+# The worldwide recipe's curated rows: the same, and the metadata language last.
+CURATED_WORLDWIDE = pa.schema([*CURATED, METADATA_LANGUAGE])
 
 # Global entry counts: one row per metadata entry.
 ENTRY_COUNTS = pa.schema(
@@ -47,6 +55,8 @@ ENTRY_COUNTS = pa.schema(
         pa.field("count", pa.uint64(), nullable=False),
     ]
 )
+# The worldwide recipe's: each entry's metadata language too (global ids, languages in order).
+ENTRY_COUNTS_WORLDWIDE = pa.schema([*ENTRY_COUNTS, METADATA_LANGUAGE])
 COUNTS_META_SHA256 = b"metadata_sha256"
 COUNTS_META_URI = b"metadata_uri"
 
@@ -55,15 +65,20 @@ def empty(schema: pa.Schema) -> pa.Table:
     return schema.empty_table()
 
 
-def curated_from_matched(matched: pa.Table) -> pa.Table:
-    """Project matched rows onto the curated schema (text becomes caption)."""
-    return pa.table(
-        {
-            "url": matched["url"],
-            "caption": matched["text"],
-            "uuid": matched["uuid"],
-            "entry_ids": matched["entry_ids"],
-            "text_key": matched["text_key"],
-        },
-        schema=CURATED,
-    )
+def matched_schema(worldwide: bool) -> pa.Schema:
+    return MATCHED_WORLDWIDE if worldwide else MATCHED
+
+
+def curated_from_matched(matched: pa.Table, worldwide: bool = False) -> pa.Table:
+    """Project matched rows onto the curated schema (text becomes caption; the worldwide
+    recipe's rows keep their metadata language)."""
+    columns = {
+        "url": matched["url"],
+        "caption": matched["text"],
+        "uuid": matched["uuid"],
+        "entry_ids": matched["entry_ids"],
+        "text_key": matched["text_key"],
+    }
+    if worldwide:
+        return pa.table({**columns, "language": matched["language"]}, schema=CURATED_WORLDWIDE)
+    return pa.table(columns, schema=CURATED)

@@ -135,7 +135,43 @@ class KeyTable:
 _EMPTY = np.zeros(0, np.int64)
 
 
-class Matcher:
+class BatchMatching:
+    """match, match_batch and match_arrow over a `_match_chunk(texts) -> CSR` of the subclass,
+    in slices of about `batch_chars` characters."""
+
+    def _match_chunk(self, texts: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+        raise NotImplementedError
+
+    def match(self, text: str) -> list[int]:
+        """Sorted distinct entry ids matched in one text."""
+        return self.match_arrow(pa.array([text], type=pa.string()))[0].as_py()
+
+    def match_batch(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """CSR of the matches: offsets (n+1) and int32 entry ids, sorted within each row."""
+        return self._match_chunk(pa.array(texts, type=pa.string()))
+
+    def match_arrow(
+        self, texts: pa.Array | pa.ChunkedArray, batch_chars: int = DEFAULT_BATCH_CHARS
+    ) -> pa.ListArray:
+        """Entry ids of every text as an Arrow list<int32> array (empty list: no match, as for
+        a null text)."""
+        if isinstance(texts, pa.ChunkedArray):
+            texts = texts.combine_chunks()
+        if pa.types.is_null(texts.type):  # pa.array([]) or all None
+            texts = texts.cast(pa.string())
+        offsets_parts, ids_parts, base = [], [], 0
+        for chunk in _chunks_by_chars(texts, batch_chars):
+            offsets, ids = self._match_chunk(chunk)
+            offsets_parts.append(offsets[:-1] + base)
+            ids_parts.append(ids)
+            base += len(ids)
+        offsets_parts.append(np.array([base], dtype=np.int64))
+        offsets = pa.array(np.concatenate(offsets_parts).astype(np.int32))
+        ids = np.concatenate(ids_parts) if ids_parts else np.zeros(0, np.int32)
+        return pa.ListArray.from_arrays(offsets, pa.array(ids, type=pa.int32()))
+
+
+class Matcher(BatchMatching):
     """Matches texts against a metadata entry list; entry ids are positions in that list."""
 
     def __init__(
@@ -204,32 +240,7 @@ class Matcher:
         }
         return cls(len(entries), pa.array(list(vocab), type=pa.string()), arrays, automaton)
 
-    # -- matching -----------------------------------------------------------------------------
-
-    def match(self, text: str) -> list[int]:
-        """Sorted distinct entry ids matched in one text."""
-        return self.match_arrow(pa.array([text], type=pa.string()))[0].as_py()
-
-    def match_batch(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-        """CSR of the matches: offsets (n+1) and int32 entry ids, sorted within each row."""
-        return self._match_chunk(pa.array(texts, type=pa.string()))
-
-    def match_arrow(
-        self, texts: pa.Array | pa.ChunkedArray, batch_chars: int = DEFAULT_BATCH_CHARS
-    ) -> pa.ListArray:
-        """Entry ids of every text as an Arrow list<int32> array (empty list: no match)."""
-        if isinstance(texts, pa.ChunkedArray):
-            texts = texts.combine_chunks()
-        offsets_parts, ids_parts, base = [], [], 0
-        for chunk in _chunks_by_chars(texts, batch_chars):
-            offsets, ids = self._match_chunk(chunk)
-            offsets_parts.append(offsets[:-1] + base)
-            ids_parts.append(ids)
-            base += len(ids)
-        offsets_parts.append(np.array([base], dtype=np.int64))
-        offsets = pa.array(np.concatenate(offsets_parts).astype(np.int32))
-        ids = np.concatenate(ids_parts) if ids_parts else np.zeros(0, np.int32)
-        return pa.ListArray.from_arrays(offsets, pa.array(ids, type=pa.int32()))
+    # -- matching (match, match_batch, match_arrow: BatchMatching) ----------------------------
 
     def _match_chunk(self, texts: pa.Array) -> tuple[np.ndarray, np.ndarray]:
         inner = _spaced_inner(texts)

@@ -124,7 +124,7 @@ def _overlaps(blocks: Sequence[_Block]) -> dict[str, dict[str, int]]:
     }
 
 
-def _inputs_record(
+def inputs_record(
     name: str, inputs: Sequence[InputDigest], output: str, opts: dict[str, Any]
 ) -> dict[str, Any]:
     listing = sha256sums(inputs)
@@ -148,7 +148,7 @@ def _source_record(
     return {
         "entry_list": source.uri,
         "params": source.params,
-        "inputs": _inputs_record(source.name, source.inputs, output, opts),
+        "inputs": inputs_record(source.name, source.inputs, output, opts),
         "stats": source.stats,
         "entries": source.entries,
         "valid_entries": len(block.kept),

@@ -1,10 +1,12 @@
 """Counting Wikipedia unigrams and bigrams: the map side, with bounded memory.
 
 A map task counts one batch of text files (plain text, or WikiExtractor's JSON lines) or one
-precomputed count file. Its counts are spilled, whenever they outgrow `max_items` distinct keys,
-to Parquet files split by a stable hash: unigrams by crc32(token) and bigrams by crc32(first
-word), each modulo the number of partitions. No task ever holds all distinct n-grams; reducers
-(metaclip.metadata.pmi) merge one partition each.
+precomputed count file; the text of a language written without spaces is tokenised by its
+segmenter (count_segmented_batch, metaclip.metadata.segmenters). Its counts are spilled,
+whenever they outgrow `max_items` distinct keys, to Parquet files split by a stable hash:
+unigrams by crc32(token) and bigrams by crc32(first word), each modulo the number of
+partitions. No task ever holds all distinct n-grams; reducers (metaclip.metadata.pmi) merge one
+partition each.
 
 Layout of a batch folder: `unigram-p{p:04d}-s{s:03d}.parquet` (token, count),
 `bigram-p{p:04d}-s{s:03d}.parquet` (w1, w2, count) for every partition p and spill s, then
@@ -15,10 +17,13 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import re
+import tempfile
 import zlib
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Any
 
@@ -30,8 +35,9 @@ import pyarrow.parquet as pq
 from metaclip.errors import UserError
 from metaclip.io import storage
 from metaclip.metadata import manifest
+from metaclip.metadata.segmenters import load_segmenter, segmented_tokens, segmenter_name
 from metaclip.metadata.streams import InputDigest, open_text, peek_lines
-from metaclip.metadata.text import BREAK, tokens_with_breaks
+from metaclip.metadata.text import BREAK, strip_markup, tokens_with_breaks
 
 if TYPE_CHECKING:  # metaclip.config imports this module's constants
     from metaclip.config import BuildMetadataConfig, Stores
@@ -219,16 +225,65 @@ def count_text_batch(
     if text_format not in TEXT_FORMATS:
         raise UserError(f"text format must be one of {', '.join(TEXT_FORMATS)}: {text_format!r}")
     counter = PartitionedCounter(directory, partitions, max_items, ("unigram", "bigram"), opts)
+    return _count_texts(files, tokens_with_breaks, counter, text_format, read)
+
+
+def _count_texts(
+    files: list[str],
+    tokenize: Callable[[str], list[str]],
+    counter: PartitionedCounter,
+    text_format: str,
+    read: dict[str, Any],
+) -> NgramBatch:
+    """Count the tokens `tokenize` finds in the files' chunks (BREAK ends a segment)."""
     stats: Counter[str] = Counter()
     digests: list[InputDigest] = []
     for uri in files:
         with open_text(uri, read, digests) as stream:
             for chunk in text_chunks(stream, text_format, stats):
-                tokens = tokens_with_breaks(chunk)
+                tokens = tokenize(chunk)
                 stats["tokens"] += len(tokens) - tokens.count(BREAK)
                 counter.add_tokens(tokens)
     counter.spill()
-    return _finish(counter, digests, stats, opts)
+    return _finish(counter, digests, stats, counter.opts)
+
+
+# The settings that change a segmented counting task's output (with its call's language).
+SEGMENTED_KEYED_BY = TEXT_KEYED_BY
+
+
+def count_segmented_batch(
+    settings: BuildMetadataConfig, stores: Stores, files: list[str], directory: str, wiki: str
+) -> NgramBatch:
+    """count_text_batch for the text of a Wikipedia written without spaces: tokens from its
+    segmenter, counted as MetaCLIP 2 counts them (metaclip.metadata.segmenters). The segmenter's
+    caches go to the work folder when it is local, else to a temporary folder."""
+    opts = stores.output
+    done = manifest.load(storage.join(directory, "_manifest.json"), NgramBatch, opts)
+    if done is not None:
+        return done
+    name = segmenter_name(wiki)
+    if name is None:
+        raise UserError(f"{wiki} is written with spaces: count it with count_text_batch")
+    counter = PartitionedCounter(
+        directory, settings.partitions, settings.max_items, ("unigram", "bigram"), opts
+    )
+    with _segmenter_cache(settings.work_dir) as cache_dir:
+        segment = load_segmenter(name, cache_dir)
+        return _count_texts(
+            files, lambda chunk: segmented_tokens(strip_markup(chunk), segment), counter,
+            settings.text_format, stores.inputs,
+        )  # fmt: skip
+
+
+@contextmanager
+def _segmenter_cache(work_dir: str) -> Iterator[str]:
+    """A local folder for segmenter caches: inside the work folder when that is local."""
+    if storage.is_local(work_dir):
+        yield os.path.join(work_dir.removeprefix("file://"), "segmenters")
+        return
+    with tempfile.TemporaryDirectory(prefix="metaclip-segmenters-") as tmp:
+        yield tmp
 
 
 def _finish(

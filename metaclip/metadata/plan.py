@@ -88,7 +88,10 @@ def _check_options(
         raise UserError("the hourly view threshold must be at least 1")
 
 
-def _batches(uris: Sequence[str], batch_bytes: int, opts: dict[str, Any]) -> list[list[str]]:
+def input_batches(
+    uris: Sequence[str], batch_bytes: int, opts: dict[str, Any]
+) -> list[list[str]]:
+    """The files of `uris` (globs, folders, files), in batches of about `batch_bytes`."""
     files = storage.expand_inputs(uris, **opts)
     return batch_by_size(files, file_sizes(files, opts), batch_bytes)
 
@@ -106,7 +109,7 @@ def _ngram_jobs(
     text = (
         [
             Job(b, storage.join(base, make_key("text", params, b, opts)))
-            for b in _batches(wiki_text, batch_bytes, opts)
+            for b in input_batches(wiki_text, batch_bytes, opts)
         ]
         if wiki_text
         else []
@@ -115,7 +118,7 @@ def _ngram_jobs(
         Job(b, storage.join(base, make_key(f"{kind}-counts", params, b, opts)), kind)
         for kind, uris in (("unigram", unigram_counts), ("bigram", bigram_counts))
         if uris
-        for b in _batches(uris, batch_bytes, opts)
+        for b in input_batches(uris, batch_bytes, opts)
     ]
     return text, counts
 
@@ -223,6 +226,6 @@ def _wordnet_and_titles(
         base = storage.join(work, "titles")
         out["title_jobs"] = [
             Job(b, storage.join(base, make_key("pageviews", params, b, opts) + ".parquet"))
-            for b in _batches(pageviews, batch_bytes, opts)
+            for b in input_batches(pageviews, batch_bytes, opts)
         ]
     return out

@@ -32,8 +32,10 @@ from metaclip.metadata.ngrams import (
     partial_uri,
     partition_of,
 )
+from metaclip.metadata.selection import Caps
 from metaclip.metadata.sources import SourceList, write_source_list
 from metaclip.metadata.streams import InputDigest
+from metaclip.metadata.text import is_punctuation_only
 
 if TYPE_CHECKING:  # metaclip.config imports metaclip.metadata's constants
     from metaclip.config import BuildMetadataConfig, Stores
@@ -319,3 +321,53 @@ def bigram_source(
     }
     params = {"min_pmi": min_pmi, "measure": "nltk pmi"}
     return write_source_list("bigram", uri, entries, params, inputs, stats, opts)
+
+
+# The settings that change a worldwide unigram source (with its call: partitions, batches,
+# list file and reserve).
+TOP_UNIGRAM_KEYED_BY = ("unigram_fraction", "max_unigrams", "max_entry_length")
+
+
+def _valid_unigrams(table: pa.Table, max_length: int) -> pa.Table:
+    """Rows whose token the selection would not skip (it strips nothing: tokens hold no
+    whitespace): at most `max_length` characters, not punctuation only."""
+    tokens = table.column("token").to_pylist()
+    keep = [len(t) <= max_length and not is_punctuation_only(t) for t in tokens]
+    return table.filter(pa.array(keep, pa.bool_()))
+
+
+def _head(table: pa.Table, rows: int) -> pa.Table:
+    order = [("count", "descending"), ("token", "ascending")]
+    return table.sort_by(order).slice(0, rows)
+
+
+def top_unigram_source(
+    settings: BuildMetadataConfig,
+    stores: Stores,
+    unigrams: Sequence[UnigramPartition],
+    batches: Sequence[NgramBatch],
+    uri: str,
+    reserve: int,
+) -> SourceList:
+    """A worldwide unigram source, written to `uri`: the head of the unigrams by count (ties by
+    code point), as long as the selection can need: the cap (metaclip.metadata.selection, at
+    least 1) plus `reserve`, the most entries that can come before the unigrams in the list
+    (seeds and WordNet), each of which may be a unigram the selection skips. Memory holds one
+    partition's rows and the head."""
+    opts, caps = stores.output, Caps(
+        unigram_fraction=settings.unigram_fraction, max_unigrams=settings.max_unigrams,
+        max_length=settings.max_entry_length,
+    )  # fmt: skip
+    distinct = sum(p.distinct for p in unigrams)
+    rows = max(caps.unigram_cap(distinct), 1) + reserve
+    head = UNIGRAM_SCHEMA.empty_table()
+    for part in unigrams:
+        table = _valid_unigrams(storage.read_parquet(part.uri, **opts), caps.max_length)
+        head = _head(pa.concat_tables([head, _head(table, rows)]), rows)
+    stats = {"distinct_unigrams": distinct, "total_unigrams": _total(unigrams),
+             "cap": caps.unigram_cap(distinct)}  # fmt: skip
+    params = {"rule": "top unigrams by count", "fraction": caps.unigram_fraction,
+              "max": caps.max_unigrams, "kept_for_selection": rows}  # fmt: skip
+    entries = head.rename_columns({"token": "entry"})
+    inputs = _inputs(batches, {"unigram"})
+    return write_source_list("unigram", uri, entries, params, inputs, stats, opts)

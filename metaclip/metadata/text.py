@@ -18,6 +18,8 @@ import html
 import re
 import string
 
+from metaclip.matching.scripts import CJK_OR_SIMILAR_RANGES
+
 # Bump when the tokeniser changes: it is part of every n-gram cache key.
 TOKENIZER_VERSION = "1"
 
@@ -27,25 +29,9 @@ PUNCTUATION = frozenset(string.punctuation + CJK_PUNCTUATION)
 
 SEED_ENTRIES: tuple[str, ...] = tuple(str(i) for i in range(100))
 
-# Code-point ranges MetaCLIP 2 splits into one-character tokens (is_cjk_or_similar).
-_SPLIT_RANGES = (
-    (0x4E00, 0x9FFF),
-    (0x3400, 0x4DBF),
-    (0x20000, 0x2A6DF),
-    (0x2A700, 0x2B73F),
-    (0x2B740, 0x2B81F),
-    (0x2B820, 0x2CEAF),
-    (0x2CEB0, 0x2EBEF),
-    (0xF900, 0xFAFF),
-    (0x2E80, 0x2EFF),
-    (0x2F00, 0x2FDF),
-    (0x2FF0, 0x2FFF),
-    (0x0E00, 0x0E7F),
-    (0x0E80, 0x0EFF),
-    (0x1000, 0x109F),
-    (0x1780, 0x17FF),
-    (0x0F00, 0x0FFF),
-)
+# Code-point ranges MetaCLIP 2 splits into one-character tokens (is_cjk_or_similar, the same
+# ranges as its matching: one table, in metaclip.matching.scripts).
+_SPLIT_RANGES = CJK_OR_SIMILAR_RANGES
 
 _HTML_RE = re.compile(r"&lt;.*?&gt;|<.*?>")
 _BREAK_RE = re.compile("[" + re.escape("".join(sorted(PUNCTUATION))) + "\n]+")
@@ -66,12 +52,21 @@ def clean_entry(entry: str) -> str | None:
     return None if is_punctuation_only(entry) else entry
 
 
-def tokens_with_breaks(text: str) -> list[str]:
-    """Tokens of `text`, with BREAK wherever a segment ends (see the module docstring)."""
-    text = html.unescape(_HTML_RE.sub("", text))
+def strip_markup(text: str) -> str:
+    """`text` without HTML tags and escaped tags, its entities decoded (rule 1)."""
+    return html.unescape(_HTML_RE.sub("", text))
+
+
+def plain_tokens_with_breaks(text: str) -> list[str]:
+    """Rules 2 and 3 on text already without markup: tokens, with BREAK where a segment ends."""
     text = _BREAK_RE.sub(f" {BREAK} ", text)
     text = _SPLIT_RE.sub(r" \g<0> ", text)
     return text.split()
+
+
+def tokens_with_breaks(text: str) -> list[str]:
+    """Tokens of `text`, with BREAK wherever a segment ends (see the module docstring)."""
+    return plain_tokens_with_breaks(strip_markup(text))
 
 
 def segments(text: str) -> list[list[str]]:

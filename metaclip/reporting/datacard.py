@@ -5,6 +5,8 @@ and from its candidate units: per sampled image, the entry-id lists of its match
 each text's weight (1 / that image's number of texts; 1 everywhere for per-pair sampling).
 
 The expected curated size at t is exact, with no sampling (metaclip/reporting/expected_size.py).
+A worldwide (MetaCLIP 2) run's card describes t_en, with a t per language, and adds a section
+per language (metaclip/reporting/languages.py).
 
 This module computes the card's numbers (build_datacard) and compares two runs (compare_runs);
 what the card reads from a run is metaclip.reporting.run_inputs, and its files (JSON, Markdown,
@@ -20,18 +22,31 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from metaclip.config.curation import WORLDWIDE_RECIPE
 from metaclip.curation import balance
 from metaclip.errors import UserError
+from metaclip.metadata.languages import OTHER
 from metaclip.reporting.expected_size import (
+    CandidateScan,
+    SingleT,
+    ThresholdRule,
     Units,
-    expected_sizes,
+    expected_sizes_under,
     scan_candidates,
     solve_t,
-    t_grid,
+)
+from metaclip.reporting.languages import (
+    TOP_LANGUAGES,
+    LanguageT,
+    language_of,
+    language_table,
+    sums_by_language,
 )
 from metaclip.reporting.render import (
+    LANGUAGE_PLOT_FILES,
     PLOT_FILES,
     card_json,
+    card_plot_files,
     embedded_images,
     format_value,
     overview_rows,
@@ -56,13 +71,16 @@ from metaclip.reporting.run_inputs import (
 
 __all__ = [
     "DATACARD_DIR",
+    "LANGUAGE_PLOT_FILES",
     "PLOT_FILES",
+    "TOP_LANGUAGES",
     "TOP_N",
     "RunData",
     "UnitSource",
     "build_datacard",
     "candidate_source",
     "card_json",
+    "card_plot_files",
     "compare_runs",
     "datacard_dir",
     "distribution_stats",
@@ -76,6 +94,7 @@ __all__ = [
     "render_comparison_markdown",
     "render_files",
     "render_markdown",
+    "threshold_rule",
     "top_entries",
     "write_comparison",
     "write_datacard",
@@ -97,8 +116,9 @@ def top_entries(counts: np.ndarray, entries: list[str], n: int = TOP_N) -> list[
     ]
 
 
-def distribution_stats(counts: np.ndarray, t: float) -> dict[str, Any]:
-    """Head and tail of the count distribution at t (head: entries counted more than t)."""
+def distribution_stats(counts: np.ndarray, t: float | np.ndarray) -> dict[str, Any]:
+    """Head and tail of the count distribution at t (head: entries counted more than t); t may
+    be each entry's own (the worldwide recipe: its language's)."""
     matched = counts[counts > 0]
     head = counts > t
     return {
@@ -121,9 +141,15 @@ def build_datacard(
     success_rate: float = 0.9,
     top: int = TOP_N,
     wrap: Callable[[Iterable[Units]], Iterable[Units]] = lambda units: units,
+    top_languages: int = TOP_LANGUAGES,
 ) -> dict[str, Any]:
-    """The card as a JSON-able dict; `wrap` may add a progress bar to the candidate pass."""
+    """The card as a JSON-able dict; `wrap` may add a progress bar to the candidate pass.
+
+    For a worldwide run t is t_en, and each entry's threshold its language's at t_en.
+    """
     t = _resolve_t(run, t)
+    rule = threshold_rule(run)
+    each_t = rule.entry_ts(t) if isinstance(rule, LanguageT) else t
     s = run.summary
     card: dict[str, Any] = {
         "output": run.output,
@@ -133,7 +159,7 @@ def build_datacard(
         "metadata": s.get("metadata", {}),
         "pairs": {k: s.get(f"pairs_{k}") for k in ("read", "matched", "unique", "curated")},
         "images_matched": s.get("images_matched"),
-        "distribution": distribution_stats(run.counts, t),
+        "distribution": distribution_stats(run.counts, each_t),
         "top_before": top_entries(run.counts, run.entries, top),
     }
     counted = s.get("pairs_unique") or s.get("pairs_matched")  # the pairs the counts are over
@@ -142,10 +168,21 @@ def build_datacard(
         card["top_after"] = top_entries(run.curated_counts, run.entries, top)
         for row in card["top_before"]:  # the same entries after balancing, for the table
             row["after"] = float(run.curated_counts[row["entry_id"]])
-        card["curated_stats"] = distribution_stats(run.curated_counts, t)
+        card["curated_stats"] = distribution_stats(run.curated_counts, each_t)
+    scan = None
     if candidates is not None:
-        _add_expected(card, run, t, candidates, targets, success_rate, wrap)
+        scan = _add_expected(card, run, rule, t, candidates, targets, success_rate, wrap)
+    if isinstance(rule, LanguageT):
+        _add_languages(card, run, rule, t, scan, top_languages)
     return card
+
+
+def threshold_rule(run: RunData) -> ThresholdRule:
+    """How t sets each entry's probability in this run: one t (English recipe), or t_en and
+    a t per language (worldwide)."""
+    if run.language_offsets is None:
+        return SingleT(run.counts)
+    return LanguageT(run.counts, run.language_offsets)
 
 
 def _resolve_t(run: RunData, t: float | None) -> float:
@@ -160,15 +197,16 @@ def _resolve_t(run: RunData, t: float | None) -> float:
 def _add_expected(
     card: dict[str, Any],
     run: RunData,
+    rule: ThresholdRule,
     t: float,
     candidates: UnitSource,
     targets: Iterable[float],
     success_rate: float,
     wrap: Callable[[Iterable[Units]], Iterable[Units]],
-) -> None:
-    scan = scan_candidates(wrap(candidates()), run.counts, t, t_grid(run.counts, t))
+) -> CandidateScan | None:
+    scan = scan_candidates(wrap(candidates()), run.counts, t, rule.t_grid(t), rule)
     if not scan.texts:
-        return
+        return None
     at_t = float(scan.sizes[np.searchsorted(scan.ts, t)])
     card["candidates"] = {
         "units": scan.units,
@@ -185,12 +223,69 @@ def _add_expected(
     )
 
     def sizes_at(ts: np.ndarray) -> np.ndarray:
-        return expected_sizes(candidates(), run.counts, ts)
+        return expected_sizes_under(candidates(), rule, ts)
 
     card["targets"] = [
         solve_t(sizes_at, scan.ts, scan.sizes, float(n), success_rate) for n in targets
     ]
     card["success_rate"] = success_rate
+    return scan
+
+
+# --------------------------------------------------------------------------- worldwide
+
+
+def _add_languages(
+    card: dict[str, Any],
+    run: RunData,
+    rule: LanguageT,
+    t_en: float,
+    scan: CandidateScan | None,
+    top: int,
+) -> None:
+    """The worldwide card: p is English's at t_en (every language's t has that tail share),
+    top entries say their language, and the per-language section."""
+    offsets = rule.offsets
+    p, _ = rule.thresholds(t_en)
+    card["recipe"] = WORLDWIDE_RECIPE
+    card["distribution"]["p"] = p
+    for key in ("top_before", "top_after", "top_expected_after"):
+        for row in card.get(key, []):
+            row["language"] = language_of(offsets, row["entry_id"])
+    matched = _summary_column(run.summary, "pairs_matched")
+    rows = language_table(
+        offsets, run.counts, t_en,
+        curated=_by_language(offsets, run.curated_by_first),
+        matched=matched,
+        distinct=_by_language(offsets, scan.texts_by_first if scan else None),
+        expected=_by_language(offsets, scan.kept_by_first if scan else None),
+    )  # fmt: skip
+    card["languages"] = {
+        "t_en": t_en,
+        "p": p,
+        "languages": len(rows),
+        "languages_matched": sum(1 for row in rows if row["matches"]),
+        "top": top,
+        "other_pairs_read": _other_pairs_read(run.summary),
+        "rows": rows,
+    }
+
+
+def _by_language(offsets: dict[str, int], per_entry: np.ndarray | None) -> dict[str, float] | None:
+    return None if per_entry is None else sums_by_language(offsets, per_entry)
+
+
+def _summary_column(summary: dict[str, Any], column: str) -> dict[str, float] | None:
+    """A per-language figure the run's summary recorded (None when it has none)."""
+    by_language = summary.get("languages") or {}
+    values = {k: v[column] for k, v in by_language.items() if v.get(column) is not None}
+    return values or None
+
+
+def _other_pairs_read(summary: dict[str, Any]) -> int | None:
+    """Pairs read whose language has no metadata (counted as `other`, never matched)."""
+    other = (summary.get("languages") or {}).get(OTHER) or {}
+    return other.get("pairs_read")
 
 
 # --------------------------------------------------------------------------- two runs

@@ -98,8 +98,10 @@ def expected_size_png(
     t: float,
     success_rate: float = 1.0,
     targets: Sequence[dict[str, Any]] = (),
+    xlabel: str = "t",
 ) -> bytes:
-    """Expected curated (and downloaded) size against t, the chosen t and any targets marked."""
+    """Expected curated (and downloaded) size against t, the chosen t and any targets marked
+    (`xlabel`: what t is, t_en for the worldwide recipe)."""
     fig = _figure(7, 4.6)
     ax = fig.subplots()
     ax.plot(ts, sizes, color=BEFORE, lw=1.8, marker=".", ms=4, label="expected curated")
@@ -107,16 +109,48 @@ def expected_size_png(
         ax.plot(ts, sizes * success_rate, color=AFTER, lw=1.2, ls="--",
                 label=f"expected downloaded ({success_rate:.0%})")
     at_t = float(np.interp(t, ts, sizes))
-    ax.axvline(t, color="black", lw=1, ls=":", label=f"t = {t:,.4g}: {at_t:,.0f} pairs")
+    ax.axvline(t, color="black", lw=1, ls=":", label=f"{xlabel} = {t:,.4g}: {at_t:,.0f} pairs")
     for row in targets:
         if row.get("t") is not None:
             ax.plot([row["t"]], [row["target_downloaded"]], "v", color=AFTER, ms=8)
-            ax.annotate(f"{row['target_downloaded']:,.0f} at t={row['t']:,.4g}",
+            ax.annotate(f"{row['target_downloaded']:,.0f} at {xlabel}={row['t']:,.4g}",
                         (row["t"], row["target_downloaded"]), textcoords="offset points",
                         xytext=(6, -12), fontsize=8)
-    ax.set(xscale="log", xlabel="t", ylabel="pairs", title="expected size against t")
+    ax.set(xscale="log", xlabel=xlabel, ylabel="pairs", title=f"expected size against {xlabel}")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
+    return _png(fig)
+
+
+# The languages plot's bars: (row key, label, colour); a series no row has is left out.
+_LANGUAGE_BARS = (
+    ("pairs_matched", "pairs matched", BEFORE),
+    ("pairs_distinct", "distinct pairs matched", "#9fc5e8"),
+    ("pairs_curated", "pairs curated", AFTER),
+    ("expected_curated", "expected curated", EXPECTED),
+)
+
+
+def languages_png(rows: Sequence[dict[str, Any]]) -> bytes:
+    """Per language (most matched at the top), its pairs matched and curated, log scale."""
+    fig = _figure(8, max(3.0, 0.42 * len(rows) + 1.2))
+    ax = fig.subplots()
+    bars = [b for b in _LANGUAGE_BARS if any(r.get(b[0]) is not None for r in rows)]
+    y = np.arange(len(rows))
+    height = 0.8 / max(1, len(bars))
+    smallest = np.inf
+    for i, (key, label, color) in enumerate(bars):
+        values = np.array([float(r.get(key) or 0) for r in rows])
+        smallest = min(smallest, values[values > 0].min(initial=np.inf))
+        ax.barh(y + (i - (len(bars) - 1) / 2) * height, values, height, color=color,
+                label=label, edgecolor="black", linewidth=0.3)
+    ax.set_yticks(y, [r["language"] for r in rows])
+    ax.invert_yaxis()  # the most matched language first
+    ax.set(xscale="log", xlabel="pairs", title="top languages: pairs matched and curated")
+    if np.isfinite(smallest):  # log axis: start below the smallest bar, not at 1
+        ax.set_xlim(left=smallest / 2)
+    ax.grid(True, axis="x", which="both", alpha=0.3)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return _png(fig)
 
 

@@ -1,5 +1,6 @@
 """The files of a data card and of a comparison of two runs: JSON, Markdown (tables of the
-card's numbers) and the PNG plots (metaclip.reporting.plots), written atomically."""
+card's numbers) and the PNG plots (metaclip.reporting.plots), written atomically. A worldwide
+run's card (card["recipe"]) describes t_en and has a Languages section and plot."""
 
 from __future__ import annotations
 
@@ -10,11 +11,29 @@ from typing import Any
 import numpy as np
 import orjson
 
+from metaclip.config.curation import WORLDWIDE_RECIPE
+from metaclip.curation.thresholds import ENGLISH
 from metaclip.io import storage
+from metaclip.reporting.languages import language_slices, top_and_rest
 from metaclip.reporting.run_inputs import RunData, datacard_dir
 from metaclip.reporting.summary import limits_line
 
 PLOT_FILES = {"distribution": "count_distribution.png", "expected_size": "expected_size.png"}
+LANGUAGE_PLOT_FILES = {"languages": "languages.png"}  # a worldwide run's card only
+
+
+def is_worldwide(card: dict[str, Any]) -> bool:
+    return card.get("recipe") == WORLDWIDE_RECIPE
+
+
+def card_plot_files(card: dict[str, Any]) -> dict[str, str]:
+    """The plots a card has, by name: file."""
+    files = {"distribution": PLOT_FILES["distribution"]}
+    if "expected_size" in card:
+        files["expected_size"] = PLOT_FILES["expected_size"]
+    if "languages" in card:
+        files.update(LANGUAGE_PLOT_FILES)
+    return files
 
 
 def card_json(card: dict[str, Any]) -> bytes:
@@ -42,13 +61,30 @@ def _md_table(headers: list[str], rows: Iterable[list[Any]]) -> str:
     return "\n".join(lines)
 
 
+def _threshold_rows(card: dict[str, Any]) -> list[list[Any]]:
+    d = card["distribution"]
+    if not is_worldwide(card):
+        return [
+            ["t", card["t"]],
+            ["tail share p (matches on entries counted below t)", d["p"]],
+            ["entries over t (head)", d["entries_over_t"]],
+        ]
+    languages = card["languages"]
+    return [
+        ["t_en (English's t: it sets p)", card["t"]],
+        ["tail share p (English matches on entries counted below t_en; each language's t "
+         "gives its own about this share)", d["p"]],
+        ["entries over their language's t (head)", d["entries_over_t"]],
+        ["languages matched / in metadata",
+         f"{languages['languages_matched']:,} / {languages['languages']:,}"],
+    ]  # fmt: skip
+
+
 def overview_rows(card: dict[str, Any]) -> list[list[Any]]:
     """(name, value) rows shared by the Markdown card, the table artifact and the CLI."""
     d, pairs = card["distribution"], card["pairs"]
     rows: list[list[Any]] = [
-        ["t", card["t"]],
-        ["tail share p (matches on entries counted below t)", d["p"]],
-        ["entries over t (head)", d["entries_over_t"]],
+        *_threshold_rows(card),
         ["entries matched / in metadata", f"{d['entries_matched']:,} / {d['entries']:,}"],
         ["matches (pair, entry)", d["matches_total"]],
         ["matches per matched pair", card.get("matches_per_pair")],
@@ -61,7 +97,8 @@ def overview_rows(card: dict[str, Any]) -> list[list[Any]]:
         rows.append(["images matched", card["images_matched"]])
     rows.append(["pairs curated", pairs.get("curated")])
     if "expected_size" in card:
-        rows.append(["expected curated size at t", card["expected_size"]["at_t"]])
+        at = "t_en" if is_worldwide(card) else "t"
+        rows.append([f"expected curated size at {at}", card["expected_size"]["at_t"]])
         rows.append(
             [
                 "candidate units (images, or pairs when sampled per pair)",
@@ -76,10 +113,19 @@ def overview_rows(card: dict[str, Any]) -> list[list[Any]]:
 
 
 def _top_rows(card: dict[str, Any]) -> list[list[Any]]:
-    return [
+    rows = [
         [rank + 1, e["entry"], e["count"], e.get("after", "n/a"), e.get("expected_after", "n/a")]
         for rank, e in enumerate(card["top_before"])
     ]
+    if is_worldwide(card):
+        for row, e in zip(rows, card["top_before"], strict=True):
+            row.insert(2, e["language"])
+    return rows
+
+
+def _top_headers(card: dict[str, Any]) -> list[str]:
+    headers = ["rank", "entry", "count before", "count after (curated)", "expected after"]
+    return headers[:2] + ["language"] + headers[2:] if is_worldwide(card) else headers
 
 
 def _size_rows(card: dict[str, Any], every: int = 4) -> list[list[Any]]:
@@ -91,7 +137,7 @@ def _size_rows(card: dict[str, Any], every: int = 4) -> list[list[Any]]:
 
 def render_markdown(card: dict[str, Any], images: dict[str, str] | None = None) -> str:
     """The card in Markdown; images maps plot names to the links to use (default: file names)."""
-    images = images or dict(PLOT_FILES)
+    images = images or {**PLOT_FILES, **LANGUAGE_PLOT_FILES}
     parts = [f"# Data card: `{card['output']}`", "", _md_table(["", "value"], overview_rows(card))]
     parts += [
         "",
@@ -99,33 +145,91 @@ def render_markdown(card: dict[str, Any], images: dict[str, str] | None = None) 
         "",
         f"![entry counts]({images['distribution']})",
         "",
-        "Entries sorted by count (log-log). Entries above the t line are the head: balancing "
-        "caps each of them near t; the tail below is kept whole.",
+        _DISTRIBUTION_NOTE[is_worldwide(card)],
         "",
         f"## The {len(card['top_before'])} most frequent entries",
         "",
-        _md_table(
-            ["rank", "entry", "count before", "count after (curated)", "expected after"],
-            _top_rows(card),
-        ),
+        _md_table(_top_headers(card), _top_rows(card)),
     ]
+    if "languages" in card:
+        parts += _languages_markdown(card, images)
     if "expected_size" in card:
         parts += _expected_markdown(card, images)
     return "\n".join(parts) + "\n"
 
 
+_DISTRIBUTION_NOTE = {
+    False: "Entries sorted by count (log-log). Entries above the t line are the head: "
+    "balancing caps each of them near t; the tail below is kept whole.",
+    True: "English's entries sorted by count (log-log), at t_en. Entries above the line are the "
+    "head: balancing caps each of them near t_en; the tail below is kept whole. Every other "
+    "language is balanced the same way at its own t (Languages, below).",
+}
+
+# Languages table: (header, row key); a column none of whose rows has a value is left out.
+_LANGUAGE_COLUMNS = (
+    ("t", "t"),
+    ("tail share at t", "p"),
+    ("entries over t", "entries_over_t"),
+    ("matches", "matches"),
+    ("pairs matched", "pairs_matched"),
+    ("distinct pairs matched", "pairs_distinct"),
+    ("pairs curated", "pairs_curated"),
+    ("expected curated", "expected_curated"),
+)
+
+
+def _language_rows(card: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
+    """The top languages and the rest summed, with the columns some row has a value for."""
+    languages = card["languages"]
+    head, rest = top_and_rest(languages["rows"], languages["top"])
+    rows = head + ([rest] if rest else [])
+    columns = [(h, k) for h, k in _LANGUAGE_COLUMNS if any(r.get(k) is not None for r in rows)]
+    table = [
+        [r["language"], f"{r['entries_matched']:,} / {r['entries']:,}"]
+        + [r.get(k) for _, k in columns]
+        for r in rows
+    ]
+    return ["language", "entries matched / in list", *[h for h, _ in columns]], table
+
+
+def _languages_markdown(card: dict[str, Any], images: dict[str, str]) -> list[str]:
+    languages = card["languages"]
+    other = languages.get("other_pairs_read")
+    read_other = f" {other:,} pairs read were in languages without metadata." if other else ""
+    headers, rows = _language_rows(card)
+    return [
+        "",
+        "## Languages",
+        "",
+        f"t_en = {format_value(languages['t_en'])} gives English the tail share p = "
+        f"{languages['p']:.4f}; every other language gets the t whose tail share of its own "
+        f"matches is nearest p (MetaCLIP 2's p_to_t). {languages['languages_matched']:,} of "
+        f"{languages['languages']:,} languages matched.{read_other}",
+        "",
+        f"![languages]({images['languages']})",
+        "",
+        _md_table(headers, rows),
+    ]
+
+
 def _expected_markdown(card: dict[str, Any], images: dict[str, str]) -> list[str]:
     rate = card.get("success_rate", 1.0)
+    t = "t_en" if is_worldwide(card) else "t"
     parts = [
         "",
-        "## Expected curated size as a function of t",
+        f"## Expected curated size as a function of {t}",
         "",
         f"![expected size]({images['expected_size']})",
         "",
         "Exact expectation (sum of keep probabilities over the matched candidates), no sampling.",
+    ]
+    if is_worldwide(card):
+        parts.append("At each t_en, every language's t is set again from the p it gives.")
+    parts += [
         "",
         _md_table(
-            ["t", "expected curated", f"expected downloaded at {rate:.0%}"], _size_rows(card)
+            [t, "expected curated", f"expected downloaded at {rate:.0%}"], _size_rows(card)
         ),
     ]
     if card.get("targets"):
@@ -140,11 +244,9 @@ def _expected_markdown(card: dict[str, Any], images: dict[str, str]) -> list[str
         ]
         parts += [
             "",
-            "## t for a target size",
+            f"## {t} for a target size",
             "",
-            _md_table(
-                ["downloaded pairs wanted", "success rate", "curated pairs needed", "t"], rows
-            ),
+            _md_table(["downloaded pairs wanted", "success rate", "curated pairs needed", t], rows),
         ]
     return parts
 
@@ -153,13 +255,14 @@ def render_files(run: RunData, card: dict[str, Any]) -> dict[str, bytes]:
     """The PNG plots of a card, by file name."""
     from metaclip.reporting import plots
 
+    ids, title = _distribution_ids(run, card)
     files = {
         PLOT_FILES["distribution"]: plots.count_distribution_png(
-            run.counts,
+            run.counts[ids],
             card["t"],
-            after=run.curated_counts,
-            expected_after=_array(card.get("expected_after")),
-            title=run.output,
+            after=_part(run.curated_counts, ids),
+            expected_after=_part(_array(card.get("expected_after")), ids),
+            title=title,
         )
     }
     if "expected_size" in card:
@@ -169,8 +272,27 @@ def render_files(run: RunData, card: dict[str, Any]) -> dict[str, bytes]:
             card["t"],
             card.get("success_rate", 1.0),
             card.get("targets", []),
+            xlabel="t_en" if is_worldwide(card) else "t",
         )
+    if "languages" in card:
+        head, _ = top_and_rest(card["languages"]["rows"], card["languages"]["top"])
+        files[LANGUAGE_PLOT_FILES["languages"]] = plots.languages_png(head)
     return files
+
+
+def _distribution_ids(run: RunData, card: dict[str, Any]) -> tuple[slice, str]:
+    """The entries the distribution plot shows: all; English's for a worldwide run (t_en is
+    its t; the other languages' are on the Languages plot and table)."""
+    if not is_worldwide(card) or run.language_offsets is None:
+        return slice(None), run.output
+    slices = language_slices(run.language_offsets, len(run.counts))
+    if ENGLISH not in slices:
+        return slice(None), run.output
+    return slices[ENGLISH], f"{run.output}: English entries, at t_en"
+
+
+def _part(values: np.ndarray | None, ids: slice) -> np.ndarray | None:
+    return None if values is None else values[ids]
 
 
 def _array(values: list[float] | None) -> np.ndarray | None:
@@ -192,7 +314,8 @@ def png_data_uri(png: bytes) -> str:
 
 def embedded_images(blobs: dict[str, bytes]) -> dict[str, str]:
     """Plot name -> data URI, for render_markdown, from render_card's blobs."""
-    return {name: png_data_uri(blobs[file]) for name, file in PLOT_FILES.items() if file in blobs}
+    files = {**PLOT_FILES, **LANGUAGE_PLOT_FILES}
+    return {name: png_data_uri(blobs[file]) for name, file in files.items() if file in blobs}
 
 
 def write_files(blobs: dict[str, bytes], out_dir: str, **storage_options: Any) -> dict[str, str]:

@@ -1,5 +1,6 @@
 """What a data card reads from a finished run: its counts, summary and curated entry counts
 (RunData, load_run), and its candidate units as the run's sampling drew them (candidate_source).
+A worldwide run's entry counts also say each entry's language: its languages' id ranges.
 """
 
 from __future__ import annotations
@@ -11,8 +12,9 @@ from typing import Any
 import numpy as np
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from metaclip.curation.counts import SparseCounts
+from metaclip.curation.counts import SparseCounts, read_language_counts
 from metaclip.curation.record import read_run_record
 from metaclip.curation.sample import iter_candidate_units
 from metaclip.errors import UserError
@@ -34,6 +36,11 @@ class RunData:
     entries: list[str]
     summary: dict[str, Any] = field(default_factory=dict)
     curated_counts: np.ndarray | None = None  # per entry id, counted in curated/*.parquet
+    # Curated rows per their first entry id: summed over a language's ids, its curated pairs
+    # (a worldwide text matches one language's list only).
+    curated_by_first: np.ndarray | None = None
+    # Worldwide recipe: the global id of each language's first entry; None: an English run.
+    language_offsets: dict[str, int] | None = None
 
 
 def datacard_dir(output: str) -> str:
@@ -64,21 +71,27 @@ def _read_run(layout: OutputLayout, **storage_options: Any) -> RunData:
     summary: dict[str, Any] = {}
     if storage.exists(layout.summary, **storage_options):
         summary = orjson.loads(storage.read_bytes(layout.summary, **storage_options))
-    curated = _curated_counts(layout.curated_dir, len(counts), **storage_options)
-    return RunData(output, counts, entries, summary, curated)
+    curated, by_first = _curated_counts(layout.curated_dir, len(counts), **storage_options)
+    offsets = None
+    if "language" in table.column_names:  # the worldwide recipe's counts
+        _, offsets = read_language_counts(layout.entry_counts, **storage_options)
+    return RunData(output, counts, entries, summary, curated, by_first, offsets)
 
 
-def _curated_counts(curated_dir: str, n_entries: int, **storage_options: Any) -> np.ndarray | None:
+def _curated_counts(
+    curated_dir: str, n_entries: int, **storage_options: Any
+) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """(entry counts, rows per first entry id) of the curated parts; Nones without any."""
     if not storage.exists(curated_dir, **storage_options):
-        return None
-    files = _parquet_files(curated_dir, **storage_options)
-    parts = [
-        SparseCounts.from_entry_ids(
-            storage.read_parquet(f, columns=["entry_ids"], **storage_options)["entry_ids"]
-        )
-        for f in files
-    ]
-    return SparseCounts.sum(parts).to_dense(n_entries)
+        return None, None
+    parts, by_first = [], np.zeros(n_entries, dtype=np.uint64)
+    for f in _parquet_files(curated_dir, **storage_options):
+        ids = storage.read_parquet(f, columns=["entry_ids"], **storage_options)["entry_ids"]
+        ids = ids.combine_chunks()
+        parts.append(SparseCounts.from_entry_ids(ids))
+        first = pc.list_element(ids.filter(pc.greater(pc.list_value_length(ids), 0)), 0)
+        by_first += np.bincount(first.to_numpy(), minlength=n_entries).astype(np.uint64)
+    return SparseCounts.sum(parts).to_dense(n_entries), by_first
 
 
 def _parquet_files(folder: str, **storage_options: Any) -> list[str]:

@@ -1,16 +1,29 @@
-"""The run summary: one JSON document a person (or a dashboard) reads after a run."""
+"""The run summary: one JSON document a person (or a dashboard) reads after a run.
+
+A worldwide (MetaCLIP 2) run's summary also has its recipe, p as English's tail share at t_en,
+entries over their language's t, and a `languages` block: per language its entries, matches,
+t and tail share at t, pairs read and matched (the batches' counts), candidates and pairs
+curated (the sample's).
+"""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from metaclip import PIPELINE_VERSION
+from metaclip.config.curation import WORLDWIDE_RECIPE
 from metaclip.curation import balance
 from metaclip.extraction.limits import DEFAULT_LIMITS
 from metaclip.extraction.pairs import ExtractStats
+from metaclip.reporting.languages import LanguageT, Offsets, language_table
+
+# A worldwide task result's per-language figures, {language: {name: n}}: a batch's "pairs" and
+# "matched" (metaclip.curation.batch), a sampled bucket's "candidates" and "kept" (.sample).
+LANGUAGES_KEY = "languages"
 
 
 def _total(rows: Sequence[Mapping[str, Any]], key: str) -> int:
@@ -40,13 +53,16 @@ def build_summary(
     params: Mapping[str, Any],
     outputs: Mapping[str, str],
     stage_seconds: Mapping[str, float],
+    language_offsets: Offsets | None = None,
 ) -> dict[str, Any]:
+    """`language_offsets` (worldwide recipe: the global id of each language's first entry) gives
+    the per-language thresholds; without them a worldwide summary has no p."""
     stats = ExtractStats()
     for batch in batches:
         stats.merge(ExtractStats.from_dict(batch["extract"]))
     t = params["t"]
     rss = [r.get("peak_rss_mb", 0.0) for r in [*batches, *buckets]]
-    return {
+    summary = {
         "pipeline_version": PIPELINE_VERSION,
         "metadata": {
             "uri": params["metadata_uri"],
@@ -86,3 +102,63 @@ def build_summary(
         "peak_worker_rss_mb": max(rss, default=0.0),
         "outputs": dict(outputs),
     }
+    if params.get("recipe") == WORLDWIDE_RECIPE:
+        summary.update(worldwide_block(batches, sampled, counts, t, language_offsets))
+    return summary
+
+
+def worldwide_block(
+    batches: Sequence[Mapping[str, Any]],
+    sampled: Sequence[Mapping[str, Any]],
+    counts: np.ndarray,
+    t_en: float,
+    offsets: Offsets | None,
+) -> dict[str, Any]:
+    """A worldwide summary's own figures (they replace the English recipe's p and head)."""
+    read, drawn = language_totals(batches), language_totals(sampled)
+    block: dict[str, Any] = {"recipe": WORLDWIDE_RECIPE, "p": None, "entries_over_t": None}
+    languages: dict[str, dict[str, Any]] = {}
+    if offsets is not None:
+        matched = {language: f.get("matched", 0) for language, f in read.items()}
+        curated = {language: f.get("kept", 0) for language, f in drawn.items()}
+        rows = language_table(offsets, counts, t_en, curated or None, matched or None)
+        block["p"], _ = LanguageT(counts, offsets).thresholds(t_en)
+        block["entries_over_t"] = sum(row["entries_over_t"] for row in rows)
+        for row in rows:
+            figures = {k: v for k, v in row.items() if k != "language" and v is not None}
+            languages[row["language"]] = figures
+    for language, f in read.items():  # `other` too: read, never matched
+        languages.setdefault(language, {}).update(
+            pairs_read=f.get("pairs", 0), pairs_matched=f.get("matched", 0)
+        )
+    for language, f in drawn.items():
+        languages.setdefault(language, {}).update(
+            pairs_candidates=f.get("candidates", 0), pairs_curated=f.get("kept", 0)
+        )
+    block["languages"] = languages
+    return block
+
+
+def language_totals(results: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, int]]:
+    """The results' per-language figures (LANGUAGES_KEY: {language: {name: n}}), summed."""
+    totals: dict[str, Counter[str]] = {}
+    for result in results:
+        for language, figures in (result.get(LANGUAGES_KEY) or {}).items():
+            totals.setdefault(language, Counter()).update(figures)
+    return {language: dict(figures) for language, figures in totals.items()}
+
+
+def rebalanced_worldwide_block(
+    old: Mapping[str, Any],
+    sampled: Sequence[Mapping[str, Any]],
+    counts: np.ndarray,
+    t_en: float,
+    offsets: Offsets,
+) -> dict[str, Any]:
+    """A rebalanced worldwide run's block: pairs read and matched per language from the old
+    summary (rebalancing reads nothing again), t, p and pairs curated from the new sampling."""
+    read = {
+        language: {"pairs": f.get("pairs_read", 0), "matched": f.get("pairs_matched", 0)}
+        for language, f in (old.get("languages") or {}).items()
+    }
+    return worldwide_block([{LANGUAGES_KEY: read}], sampled, counts, t_en, offsets)
