@@ -404,3 +404,18 @@ def test_card_of_a_worldwide_run_made_by_the_stages(tmp_path):
     expected = sum(sum(k) / len(k) for k in texts.values())
     assert card["expected_size"]["at_t"] == pytest.approx(expected, rel=1e-9)
     assert card["languages"]["other_pairs_read"] > 0  # the inputs hold Polish, Turkish ...
+
+
+def test_the_summary_artifact_has_a_languages_table():
+    from metaclip_prefect.tasks.artifacts import summary_markdown
+
+    summary = {"recipe": "worldwide", "t": 170_000, "pairs_curated": 9, "languages": {
+        "zh": {"pairs_read": 10, "pairs_matched": 5, "pairs_curated": 3, "t": 4},
+        "other": {"pairs_read": 7, "pairs_matched": 0},
+        "en": {"pairs_read": 20, "pairs_matched": 12, "pairs_curated": 6, "t": 170_000},
+    }}  # fmt: skip
+    text = summary_markdown(summary, "out")
+    table = text.split("## Languages (by pairs matched)")[1].strip().splitlines()
+    assert [row.split("|")[1].strip() for row in table[2:]] == ["en", "zh", "other"]
+    assert "| en | 20 | 12 | 6 | 170,000 |  |" in table  # no entries_matched given
+    assert "languages." not in text.split("## Languages")[0]  # not flattened into Other
