@@ -20,7 +20,7 @@ from __future__ import annotations
 import html
 import json
 import shutil
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -244,6 +244,24 @@ class Naive:
     variance: float
 
 
+def naive_candidates(
+    unique: Iterable[tuple[str, str]], seed: int, one_per_image: bool
+) -> tuple[dict[str, list[str]], list[tuple[str, str]]]:
+    """The texts of each image, and the (uuid, text) pairs offered to the keep draw: one text
+    per image chosen by its lowest "choose" draw, else every pair."""
+    by_image: dict[str, list[str]] = {}
+    for u, text in unique:
+        by_image.setdefault(u, []).append(text)
+    candidates: list[tuple[str, str]] = []
+    for u, texts in by_image.items():
+        if one_per_image:
+            draws = uniform_draws(seed, [u] * len(texts), texts, purpose="choose")
+            candidates.append((u, texts[int(np.argmin(draws))]))
+        else:
+            candidates.extend((u, text) for text in texts)
+    return by_image, candidates
+
+
 def naive_run(
     files: Sequence[str], entries: list[str], t: float = T, seed: int = SEED,
     one_per_image: bool = True,
@@ -258,16 +276,8 @@ def naive_run(
             matched.append((r["uuid"], r["text"], r["source"]))
             unique[r["uuid"], r["text"]] = ids
     counts = naive_counts(unique.values(), len(entries))
-    by_image: dict[str, list[str]] = {}
-    for u, text in unique:
-        by_image.setdefault(u, []).append(text)
-    candidates, weights = [], []
-    for u, texts in by_image.items():
-        if one_per_image:
-            draws = uniform_draws(seed, [u] * len(texts), texts, purpose="choose")
-            candidates.append((u, texts[int(np.argmin(draws))]))
-        else:
-            candidates.extend((u, text) for text in texts)
+    by_image, candidates = naive_candidates(unique, seed, one_per_image)
+    weights: list[float] = []
     keep_draws = uniform_draws(seed, [u for u, _ in candidates], [x for _, x in candidates])
     kept = {
         (u, x, tuple(unique[u, x]))
@@ -431,16 +441,7 @@ def naive_worldwide_run(
     p, ts = naive_language_thresholds(counts, t_en)
     offsets = dict(zip(sorted(lists), np.cumsum([0] + [len(lists[x]) for x in sorted(lists)]),
                        strict=False))  # fmt: skip
-    by_image: dict[str, list[str]] = {}
-    for u, text in unique:
-        by_image.setdefault(u, []).append(text)
-    candidates = []
-    for u, texts in by_image.items():
-        if one_per_image:
-            draws = uniform_draws(seed, [u] * len(texts), texts, purpose="choose")
-            candidates.append((u, texts[int(np.argmin(draws))]))
-        else:
-            candidates.extend((u, text) for text in texts)
+    by_image, candidates = naive_candidates(unique, seed, one_per_image)
     keep_draws = uniform_draws(seed, [u for u, _ in candidates], [x for _, x in candidates])
     kept: set[Row] = set()
     for (u, x), draw in zip(candidates, keep_draws, strict=True):

@@ -35,6 +35,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from metaclip.extraction.warc import dechunk  # noqa: E402
 from tools.watgen import WatWriter, decode_html  # noqa: E402 - needs the repo on sys.path
 
 OUT = REPO / "metaclip" / "demo_worldwide"
@@ -70,22 +71,6 @@ def variant_uri(uri: str, query: str) -> str:
     return f"{uri}{'&' if '?' in uri else '?'}{query}"
 
 
-def _dechunk(body: bytes) -> bytes:
-    out, pos = bytearray(), 0
-    while True:
-        end = body.find(b"\r\n", pos)
-        if end < 0:
-            return bytes(out) if out else body
-        try:
-            size = int(body[pos:end].split(b";")[0], 16)
-        except ValueError:
-            return bytes(out) if out else body
-        if size == 0:
-            return bytes(out)
-        out += body[end + 2 : end + 2 + size]
-        pos = end + 2 + size + 2
-
-
 def real_pages() -> Iterator[tuple[str, str, str | bytes, dict[str, str], str]]:
     """(key, target URI, page, HTTP headers, provenance) of each real page."""
     from fastwarc.warc import ArchiveIterator, WarcRecordType
@@ -102,7 +87,7 @@ def real_pages() -> Iterator[tuple[str, str, str | bytes, dict[str, str], str]]:
                 body = record.reader.read()
                 http = record.http_headers
                 if http is not None and "chunked" in (http.get("Transfer-Encoding") or ""):
-                    body = _dechunk(body)
+                    body = dechunk(body)
                 content_type = (http.get("Content-Type") if http else None) or "text/html"
                 if charset:  # declared nowhere in the page: decode here, write as UTF-8
                     yield (f"{rel}#{n}", uri, body.decode(charset.lower()), {},
