@@ -164,6 +164,11 @@ def curate(
     ] = None,
     workers: Annotated[int | None, typer.Option(help="Local cluster worker processes.")] = None,
     limits: LimitsJSON = None,
+    write_pool: Annotated[
+        bool,
+        typer.Option(help="Also write OUTPUT/pool: every candidate pair and the counts, for "
+                          "online balancing in the training loader (docs/online.md)."),
+    ] = _C.write_pool,
     input_options: OptionsJSON = None,
     metadata_options: OptionsJSON = None,
     output_options: OptionsJSON = None,
@@ -202,6 +207,28 @@ def rebalance(
 
     Reads and writes only inside OUTPUT (a copied or moved output works in place)."""
     print_summary(REBALANCE.run(dict(locals())))
+
+
+POOL = FlowCall("metaclip_prefect.flows.pool:write_pool", rename={"workers": "n_workers"})
+
+
+def pool(
+    output: Annotated[str, typer.Argument(help="Output of a finished `metaclip curate`.")],
+    dask_address: Annotated[
+        str | None, typer.Option(help="Existing Dask scheduler (default: a local cluster).")
+    ] = None,
+    workers: Annotated[int | None, typer.Option(help="Local cluster worker processes.")] = None,
+    output_options: OptionsJSON = None,
+    credentials: Credentials = None,
+    debug: Debug = False,
+) -> None:
+    """Write OUTPUT/pool, the matched pool for online balancing: no matching again.
+
+    Every pair the run's balancing draws from (img2dataset-ready, with entry ids and pair
+    keys) and the global counts; a training loader draws a new balanced sample from it every
+    epoch (docs/online.md). Reads and writes only inside OUTPUT."""
+    result = POOL.run(dict(locals()))
+    typer.echo(f"pool: {result['pool']['rows']} pairs in {result['pool']['uri']}")
 
 
 DEMO_T = 8.0  # the demo pool is small: a low t shows head entries being capped
@@ -277,6 +304,7 @@ def unlock(
 COMMANDS: tuple[Command, ...] = (
     Command("curate", curate, flow=CURATE),
     Command("rebalance", rebalance, flow=REBALANCE),
+    Command("pool", pool, flow=POOL),
     Command("demo", demo),
     Command("unlock", unlock),
     Command("stats", stats_command),

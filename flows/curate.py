@@ -29,6 +29,7 @@ from metaclip.curation.plan import (
     preflight,
     store_buckets,
 )
+from metaclip.curation.pool import finish_pool
 from metaclip.curation.record import write_run_record
 from metaclip.curation.reduce import reduction_plan
 from metaclip.curation.settings import RunSettings
@@ -53,6 +54,7 @@ from metaclip_prefect.tasks.curate import (
     reduce_counts,
     sample,
     write_entry_counts,
+    write_pool,
 )
 from metaclip_prefect.tasks.datacard import publish_datacard, republish_datacard
 
@@ -77,6 +79,7 @@ def curate(
     max_files: int | None = None,
     reduce_fanout: int = 16,
     limits: dict[str, int] | str | None = None,
+    write_pool: bool = False,
     input_options: dict[str, Any] | str | None = None,
     metadata_options: dict[str, Any] | str | None = None,
     output_options: dict[str, Any] | str | None = None,
@@ -101,7 +104,9 @@ def curate(
     these (the MetaCLIP recipe: English); None or [] keeps every language; worldwide: the
     metadata languages to curate, every one of the index's by default. limits: the
     per-record extraction limits that differ from the defaults, by name (metaclip.extraction.limits,
-    docs/operations.md "Limits"), e.g. {"max_text_chars": 2000}.
+    docs/operations.md "Limits"), e.g. {"max_text_chars": 2000}. write_pool: also write the
+    matched pool (output/pool/) that online balancing draws a new sample from every epoch
+    (docs/online.md).
 
     *_options: fsspec options of each location (inputs and the crawl, metadata, output,
     exclusion store), never credentials; the public crawl bucket is read anonymously unless
@@ -141,7 +146,8 @@ def run_curation(config: CurateConfig) -> dict[str, Any]:
 
 def plan_run(config: CurateConfig, stores: Stores) -> tuple[RunSettings, list[str]]:
     """The checks that need I/O, before any work: the crawl's WAT list, the metadata, the
-    inputs, the bucket count and the exclusion store's agreement with it."""
+    inputs, the bucket count and the exclusion store's agreement with it; whether the output
+    already has a pool (which the run then rewrites)."""
     inputs = list(config.inputs)
     if config.crawl:
         inputs += crawls.wat_inputs(
@@ -165,6 +171,10 @@ def plan_run(config: CurateConfig, stores: Stores) -> tuple[RunSettings, list[st
         metadata_sha256=meta.sha256,
         n_buckets=n_buckets,
         store_tag=config.store_tag or default_store_tag(config.output),
+        # an output that has a pool keeps one that describes it: the new run rewrites it
+        write_pool=config.write_pool or storage.exists(
+            OutputLayout(config.output).pool_manifest, **stores.output
+        ),
     )
     return settings, files
 
@@ -217,23 +227,34 @@ def curate_batches(
     started = time.perf_counter()
     sampled = sample_buckets(buckets, counts_uri, s, stores)
     seconds["sample"] = time.perf_counter() - started
+    pool = None
+    if s.write_pool:
+        started = time.perf_counter()
+        pool = pool_buckets(buckets, counts_uri, s, stores)
+        seconds["pool"] = time.perf_counter() - started
 
     result = summary.build_summary(
         batches=batches, buckets=buckets, sampled=sampled, counts=counts, params=s.record(),
-        outputs=run_outputs(layout, s.worldwide), stage_seconds=seconds,
+        outputs=run_outputs(layout, s.worldwide, s.write_pool), stage_seconds=seconds,
         language_offsets=worldwide.language_offsets(s, counts_uri, stores.output),
     )  # fmt: skip
     result["task_results"] = _cache_report([*batches, *buckets, *sampled])
+    if pool is not None:
+        result["pool"] = pool_summary(s.output, pool)
     return finish_run(result, sampled, counts_uri, s, stores, run_key)
 
 
-def run_outputs(layout: OutputLayout, language_thresholds: bool = False) -> dict[str, str]:
+def run_outputs(
+    layout: OutputLayout, language_thresholds: bool = False, pool: bool = False
+) -> dict[str, str]:
     """Where a run's results are, as the summary names them (the worldwide recipe's
-    thresholds too)."""
+    thresholds, and the pool, too)."""
     outputs = {"curated": layout.curated_dir, "entry_counts": layout.entry_counts,
                "summary": layout.summary}  # fmt: skip
     if language_thresholds:
         outputs["language_thresholds"] = layout.language_thresholds
+    if pool:
+        outputs["pool"] = layout.pool_dir
     return outputs
 
 
@@ -256,6 +277,8 @@ def finish_run(
         outputs = [u for part in sampled for u in part["curated_uris"]]
         outputs += [counts_uri, layout.summary, *card.values()]
         outputs += [layout.language_thresholds] if s.worldwide else []
+        if "pool" in result:
+            outputs += [*result["pool"]["parts"], layout.pool_counts, layout.pool_manifest]
         completion.record_completion(s.output, run_key, outputs, result, **storage_options)
     return result
 
@@ -318,3 +341,24 @@ def sample_buckets(
         if uri.endswith(".parquet") and uri not in keep:
             storage.remove(uri, **stores.output)
     return sampled
+
+
+def pool_buckets(
+    buckets: list[dict[str, Any]], counts_uri: str, s: RunSettings, stores: Stores
+) -> dict[str, Any]:
+    """Every bucket's candidates into pool/, then its manifest (metaclip.curation.pool)."""
+    calls = [
+        {"bucket": b["bucket"], "dedup_uris": b["dedup_uris"], "settings": s} for b in buckets
+    ]
+    pooled = _stage(write_pool, calls, stores, s.output)
+    return finish_pool(s, counts_uri, pooled, **stores.output)
+
+
+def pool_summary(output: str, manifest: dict[str, Any]) -> dict[str, Any]:
+    """What the summary says of a pool: where, how many rows, its parts."""
+    layout = OutputLayout(output)
+    return {
+        "uri": layout.pool_dir,
+        "rows": manifest["rows"],
+        "parts": [storage.join(layout.pool_dir, p["path"]) for p in manifest["parts"]],
+    }

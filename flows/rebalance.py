@@ -10,11 +10,12 @@ copied from is never touched.
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from typing import Any
 
 from prefect import flow
 
-from metaclip.config import RebalanceConfig
+from metaclip.config import PoolConfig, RebalanceConfig
 from metaclip.curation import worldwide
 from metaclip.curation.counts import read_entry_counts
 from metaclip.curation.dedup import dedup_parts
@@ -25,7 +26,13 @@ from metaclip.errors import UserError
 from metaclip.io import results, storage
 from metaclip.io.paths import OutputLayout
 from metaclip.reporting import summary
-from metaclip_prefect.flows.curate import finish_run, run_outputs, sample_buckets
+from metaclip_prefect.flows.curate import (
+    finish_run,
+    pool_buckets,
+    pool_summary,
+    run_outputs,
+    sample_buckets,
+)
 from metaclip_prefect.flows.runners import (
     CHECKED_BY_CONFIG,
     DeferredDaskTaskRunner,
@@ -54,7 +61,7 @@ def rebalance(
 
 
 def run_rebalance(config: RebalanceConfig) -> dict[str, Any]:
-    record, old = _finished_run(config)
+    record, old = finished_run(config)
     settings = _settings(record, config)
     stores = stores_for(config.storage, settings.exclude_store)
     with writing_output(config, **stores.output):
@@ -77,8 +84,13 @@ def run_rebalance(config: RebalanceConfig) -> dict[str, Any]:
             result.update(
                 summary.rebalanced_worldwide_block(old, sampled, counts, settings.t, offsets)
             )
+        if settings.write_pool or storage.exists(layout.pool_manifest, **stores.output):
+            # the pool follows the new seed (its text choice) and names the new t
+            settings = replace(settings, write_pool=True)
+            manifest = pool_buckets(buckets, record["counts_uri"], settings, stores)
+            result["pool"] = pool_summary(config.output, manifest)
         # this output's, wherever it was copied from
-        result["outputs"] = run_outputs(layout, settings.worldwide)
+        result["outputs"] = run_outputs(layout, settings.worldwide, settings.write_pool)
         write_run_record(
             config.output, settings.record(), record["counts_uri"], record["dedup_uris"],
             **stores.output,
@@ -86,7 +98,8 @@ def run_rebalance(config: RebalanceConfig) -> dict[str, Any]:
         return finish_run(result, sampled, record["counts_uri"], settings, stores, None)
 
 
-def _finished_run(config: RebalanceConfig) -> tuple[dict[str, Any], dict[str, Any]]:
+def finished_run(config: RebalanceConfig | PoolConfig) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A finished curation's work record and summary (UserError when there is none)."""
     opts = resolve(config.storage.output)
     layout = OutputLayout(config.output)
     record = read_run_record(config.output, **opts)

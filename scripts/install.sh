@@ -7,6 +7,7 @@
 #   requirements-dev.lock    requirements.lock + pytest, ruff, moto, hadolint, ... (METACLIP_WITH_DEV=1)
 #   requirements-mode.lock   the optional MoDE group: torch, faiss, ... (METACLIP_WITH_MODE=1)
 #   requirements-worldwide.lock  the optional worldwide group: word segmenters (METACLIP_WITH_WORLDWIDE=1)
+#   requirements-online.lock the optional online group: webdataset, img2dataset (METACLIP_WITH_ONLINE=1)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 PYTHON="${PYTHON:-python3.11}"
@@ -23,6 +24,10 @@ fi
 python -m pip install -q --disable-pip-version-check "${locks[@]}"
 if [ "${METACLIP_WITH_MODE:-0}" = "1" ]; then  # the optional MoDE group (torch, faiss, ...)
   python -m pip install -q --disable-pip-version-check -r requirements-mode.lock
+fi
+if [ "${METACLIP_WITH_ONLINE:-0}" = "1" ]; then  # the optional online group (webdataset, img2dataset)
+  # --no-deps: the lock is the whole closure, less img2dataset's `dataclasses` backport
+  python -m pip install -q --disable-pip-version-check --no-deps -r requirements-online.lock
 fi
 if [ "${METACLIP_WITH_WORLDWIDE:-0}" = "1" ]; then  # the optional worldwide group (segmenters)
   python -m pip install -q --disable-pip-version-check -r requirements-worldwide.lock

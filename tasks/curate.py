@@ -6,6 +6,7 @@ its input files' identities)."""
 from __future__ import annotations
 
 from metaclip.curation import batch, dedup, reduce
+from metaclip.curation import pool as pooling
 from metaclip.curation import sample as sampling
 from metaclip_prefect.tasks.caching import stage_task
 
@@ -30,3 +31,6 @@ sample = stage_task(
     "sample", sampling.sample_bucket, sampling.KEYED_BY,
     input_files=["counts_uri", "dedup_uris"],
 )  # fmt: skip
+write_pool = stage_task(
+    "pool", pooling.pool_bucket, pooling.KEYED_BY, input_files=["dedup_uris"]
+)

@@ -21,7 +21,7 @@ import html
 import json
 import shutil
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,7 @@ import pyarrow.parquet as pq
 
 from metaclip.config import Stores
 from metaclip.config.curation import WORLDWIDE_RECIPE
-from metaclip.curation import batch, dedup, reduce, sample, worldwide
+from metaclip.curation import batch, dedup, pool, reduce, sample, worldwide
 from metaclip.curation.balance import uniform_draws
 from metaclip.curation.counts import read_entry_counts, read_language_counts
 from metaclip.curation.plan import make_batches, preflight
@@ -122,6 +122,13 @@ def run_sample(
     s: RunSettings, stores: Stores, bucket: int, counts_uri: str, dedup_uris: Sequence[str]
 ) -> dict:
     return sample.sample_bucket(s, stores, bucket, counts_uri, list(dedup_uris))
+
+
+def run_pool(run: Run, **changed: Any) -> dict:
+    """The pool stage over every bucket of a run, then its manifest (as flows/curate.py)."""
+    s = replace(run.settings, write_pool=True, **changed)
+    pooled = [pool.pool_bucket(s, run.stores, b["bucket"], b["dedup_uris"]) for b in run.buckets]
+    return pool.finish_pool(s, run.counts_uri, pooled)
 
 
 # --------------------------------------------------------------------------- inputs, metadata

@@ -19,11 +19,11 @@ from metaclip_prefect.flows.cli_common import MODE, FlowCall
 
 # Every subcommand the CLI has: one dropped from cli.COMMANDS (or hidden) fails here.
 EXPECTED = {
-    "curate", "rebalance", "demo", "unlock", "stats", "compare", "build-metadata",
+    "curate", "rebalance", "pool", "demo", "unlock", "stats", "compare", "build-metadata",
     "inspect-metadata", "match", "experts", "route",
 }  # fmt: skip
 # The commands that pass their options through to a flow.
-FLOW_COMMANDS = {"curate", "rebalance", "build-metadata", "experts"}
+FLOW_COMMANDS = {"curate", "rebalance", "pool", "build-metadata", "experts"}
 # What `metaclip experts` without the `mode` group says (the whole stderr).
 HINT = ("error: metaclip {} needs the optional 'mode' dependencies: "
         "pip install 'metaclip-prefect[mode]'")  # fmt: skip

@@ -371,7 +371,8 @@ def test_prefect_yaml_entrypoints_are_flows_taking_their_parameters():
         params = set(inspect.signature(fn.fn).parameters)
         assert set(dep.get("parameters") or {}) <= params, dep["entrypoint"]
         flows.add(fn.name)
-    assert flows >= {"curate", "curate-new-crawl", "build-metadata", "data-experts", "rebalance"}
+    assert flows >= {"curate", "curate-new-crawl", "build-metadata", "data-experts", "rebalance",
+                     "pool"}
 
 
 def _compose() -> list[str] | None:

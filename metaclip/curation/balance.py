@@ -66,6 +66,19 @@ def sample_mask(
     return uniform_draws(seed, uuids, texts) < keep_probabilities(entry_ids, probs)
 
 
+def mix64(x: np.ndarray) -> np.ndarray:
+    """splitmix64 finaliser: a well-spread 64-bit hash of each value (wraps mod 2^64)."""
+    z = x.astype(np.uint64) + np.uint64(0x9E3779B97F4A7C15)
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+def to_unit(bits: np.ndarray) -> np.ndarray:
+    """Uniform [0, 1) numbers from uniform 64-bit values: their top 53 bits, as uniform_draws."""
+    return (bits >> np.uint64(11)).astype(np.float64) / _TWO_POW_53
+
+
 def choose_one_per_image(uuids: pa.Array, texts: Sequence[str], seed: int) -> np.ndarray:
     """Row index of one text per image, uniformly among its texts, the same on every rerun.
 

@@ -41,7 +41,8 @@ class RunSettings(CurateConfig):
         summary use (storage options left out: they say how to reach files, not what is in
         them, and input identities are keyed separately). `limits`: all six, so that the run
         key and the record say which were in effect whatever the defaults become. `recipe`:
-        only for the worldwide recipe, so English records and run keys stay what they were."""
+        only for the worldwide recipe, so English records and run keys stay what they were;
+        `write_pool` only when a pool is written."""
         record: dict[str, Any] = {
             "metadata_uri": self.metadata_uri,
             "metadata_sha256": self.metadata_sha256,
@@ -60,6 +61,8 @@ class RunSettings(CurateConfig):
         }
         if self.recipe != ENGLISH_RECIPE:
             record["recipe"] = self.recipe
+        if self.write_pool:  # likewise: records and run keys without a pool stay as they were
+            record["write_pool"] = True
         return record
 
     @classmethod
@@ -85,6 +88,7 @@ class RunSettings(CurateConfig):
             batch_size=int(record.get("batch_size", cls.batch_size)),
             reduce_fanout=int(record.get("reduce_fanout", cls.reduce_fanout)),
             limits=_limits(record),
+            write_pool=bool(record.get("write_pool", False)),
         )
         return replace(settings, **changed)
 

@@ -5,6 +5,8 @@
   entry_counts.parquet                     global counts per entry, with the metadata's sha256
   language_thresholds.json                 worldwide recipe: p, and each language's t and counts
   summary.json                             what was read, matched, kept, skipped; time per stage
+  pool/part-<bucket>.parquet               the matched pool, that online balancing draws from
+  pool/entry_counts.parquet                its global counts (a copy); pool/pool.json its manifest
   _lock.json                               the lease of the run writing it (metaclip.io.lease)
   _work/run.json                           the run's parameters, paths relative to <root>
   _work/tasks/<task>/<key>.json            task results (JSON with a checksum; the cache)
@@ -24,6 +26,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from metaclip.io.storage import join
+
+POOL_MANIFEST = "pool.json"  # the pool folder's own names: it is copied on its own
+POOL_COUNTS = "entry_counts.parquet"
 
 
 def bucket_name(bucket: int) -> str:
@@ -54,6 +59,22 @@ class OutputLayout:
     @property
     def entry_counts(self) -> str:
         return join(self.root, "entry_counts.parquet")
+
+    @property
+    def pool_dir(self) -> str:
+        """The matched pool for online balancing: metaclip.curation.pool."""
+        return join(self.root, "pool")
+
+    def pool_part(self, bucket: int, sub: int | None = None) -> str:
+        return join(self.pool_dir, f"part-{bucket_name(bucket)}{_sub_suffix(sub)}.parquet")
+
+    @property
+    def pool_counts(self) -> str:
+        return join(self.pool_dir, POOL_COUNTS)
+
+    @property
+    def pool_manifest(self) -> str:
+        return join(self.pool_dir, POOL_MANIFEST)
 
     @property
     def language_thresholds(self) -> str:

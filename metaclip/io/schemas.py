@@ -47,6 +47,13 @@ CURATED = pa.schema(
 # The worldwide recipe's curated rows: the same, and the metadata language last.
 CURATED_WORLDWIDE = pa.schema([*CURATED, METADATA_LANGUAGE])
 
+# The matched pool for online balancing (metaclip.online): every candidate a curation draws
+# from, kept or not, as curated rows plus the pair's 64-bit key (metaclip.online.decide.pair_keys
+# of uuid and caption), so that a training loader draws each epoch without hashing text.
+PAIR_KEY = pa.field("pair_key", pa.uint64(), nullable=False)
+POOL = pa.schema([*CURATED, PAIR_KEY])
+POOL_WORLDWIDE = pa.schema([*CURATED_WORLDWIDE, PAIR_KEY])
+
 # Global entry counts: one row per metadata entry.
 ENTRY_COUNTS = pa.schema(
     [
@@ -67,6 +74,12 @@ def empty(schema: pa.Schema) -> pa.Table:
 
 def matched_schema(worldwide: bool) -> pa.Schema:
     return MATCHED_WORLDWIDE if worldwide else MATCHED
+
+
+def pool_from_matched(matched: pa.Table, pair_keys: pa.Array, worldwide: bool = False) -> pa.Table:
+    """Matched rows as pool rows: curated columns, then each pair's key."""
+    curated = curated_from_matched(matched, worldwide)
+    return curated.append_column(PAIR_KEY, pair_keys)
 
 
 def curated_from_matched(matched: pa.Table, worldwide: bool = False) -> pa.Table:

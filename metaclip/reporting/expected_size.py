@@ -75,14 +75,6 @@ def _as_list_array(entry_ids: pa.ListArray | pa.ChunkedArray) -> pa.ListArray:
     return entry_ids
 
 
-def _mix64(x: np.ndarray) -> np.ndarray:
-    """splitmix64 finaliser: a well-spread 64-bit hash of each id (wraps mod 2^64)."""
-    z = x.astype(np.uint64) + np.uint64(0x9E3779B97F4A7C15)
-    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return z ^ (z >> np.uint64(31))
-
-
 def _group_by_entry_set(
     entry_ids: pa.ListArray, weights: np.ndarray
 ) -> tuple[pa.ListArray, np.ndarray]:
@@ -100,7 +92,7 @@ def _group_by_entry_set(
         return entry_ids, weights
     flat = entry_ids.flatten().to_numpy()
     starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
-    keys = np.add.reduceat(_mix64(flat), starts)
+    keys = np.add.reduceat(balance.mix64(flat), starts)
     _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
     return entry_ids.take(pa.array(first)), np.bincount(inverse.ravel(), weights=weights)
 
