@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 STATE_FORMAT = 1
-POSITION = "__position__"  # a yielded sample's (consumer, position after it)
+POSITION = "__position__"  # a yielded sample's (reader index, position after it, readers)
 
 
 @dataclass(frozen=True)
@@ -150,12 +150,6 @@ class Resumable:
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Resume: the next iteration starts each reader where the state says."""
         self.state.load(state)
-
-
-def marker(consumer: Consumer, position: int) -> tuple[int, int, int]:
-    """What a yielded sample carries under POSITION: (consumer index, position after it,
-    consumers)."""
-    return consumer.index, position, consumer.count
 
 
 def _positions(samples: Any) -> Iterable[tuple[int, int, int]]:

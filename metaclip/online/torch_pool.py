@@ -28,7 +28,6 @@ from metaclip.online.split import (
     Resumable,
     current_consumer,
     distributed_rank,
-    marker,
 )
 
 _ROW_ORDER = 0x5DEECE66D  # the rows' order salt differs from the draw's and the chunks'
@@ -82,7 +81,7 @@ class BalancedPool(Resumable, IterableDataset):
     def __iter__(self) -> Iterator[dict[str, Any]]:
         consumer = current_consumer(self.rank, self.world_size)
         skip = self.state.position(consumer)
-        index, count = marker(consumer, skip)[0::2]
+        index, count = consumer.index, consumer.count
         self.state.advance(index, skip, count)
         positions = self.state.positions  # this reader's entry, advanced as rows are yielded
         position = 0
@@ -99,11 +98,11 @@ class BalancedPool(Resumable, IterableDataset):
             rows = table.take(pa.array(order[kept])).to_pylist()
             ends = (position + 1 + np.flatnonzero(kept)).tolist()
             for row, end in zip(rows, ends, strict=True):
-                row[POSITION] = (index, end, count)  # split.marker, per row: kept cheap
+                row[POSITION] = (index, end, count)  # as split.POSITION says
                 positions[index] = end
                 yield row
             position += len(order)
-        self.state.advance(consumer.index, position, consumer.count)
+        self.state.advance(index, position, count)
 
     def chunks(self, consumer: Consumer) -> list[Chunk]:
         """The consumer's rows as row-group pieces, in this epoch's order."""

@@ -31,7 +31,6 @@ from metaclip.online.split import (
     Resumable,
     current_consumer,
     distributed_rank,
-    marker,
 )
 
 Sample = dict[str, Any]
@@ -160,7 +159,7 @@ class BalancedShards(Resumable, IterableDataset):
         samples = tarfile_samples(shards, handler=self.handler)
         for _ in islice(samples, skip):  # read past what the resumed epoch has seen
             pass
-        index, count = marker(consumer, skip)[0::2]
+        index, count = consumer.index, consumer.count
         self.state.advance(index, skip, count)
         positions = self.state.positions  # this reader's entry, advanced as samples are yielded
         position = skip
@@ -168,7 +167,7 @@ class BalancedShards(Resumable, IterableDataset):
             keep = decider.keep_block(block, epoch)
             for end, (sample, kept) in enumerate(zip(block, keep, strict=True), position + 1):
                 if kept:
-                    sample[POSITION] = (index, end, count)  # split.marker, per sample
+                    sample[POSITION] = (index, end, count)  # as split.POSITION says
                     positions[index] = end
                     yield sample
             position += len(block)
