@@ -35,6 +35,7 @@ from metaclip_prefect.flows.cli_common import (  # noqa: E402
     locations_without_credentials,
     run_flow,
 )
+from metaclip_prefect.flows.cli_ensemble import ensemble_command  # noqa: E402
 from metaclip_prefect.flows.cli_experts import EXPERTS, experts_command, route_command  # noqa: E402
 from metaclip_prefect.flows.cli_match import match_command  # noqa: E402
 from metaclip_prefect.flows.cli_metadata import (  # noqa: E402
@@ -312,7 +313,8 @@ COMMANDS: tuple[Command, ...] = (
     Command("build-metadata", build_metadata_command, flow=BUILD),
     Command("inspect-metadata", inspect_metadata_command),
     Command("match", match_command),
-    Command("experts", experts_command, flow=EXPERTS, needs=MODE),
+    Command("experts", experts_command, flow=EXPERTS, needs=MODE,
+            subcommands=(Command("ensemble", ensemble_command),)),
     Command("route", route_command, needs=MODE),
 )
 

@@ -19,7 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
+import click
 import typer
+from typer.core import TyperGroup
 
 from metaclip.config import check_no_userinfo, parse_options
 from metaclip.errors import UserError
@@ -276,6 +278,18 @@ def needing(extra: Extra, command: str, function: Callable[..., Any]) -> Callabl
     return command_needing_extra
 
 
+class DefaultCommandGroup(TyperGroup):
+    """A command group whose first command (`build`) runs when the arguments name no other:
+    `metaclip experts OUT --output X` stays what it was, beside `metaclip experts ensemble`."""
+
+    default = "build"
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if not args or (args[0] not in self.commands and args[0] not in ctx.help_option_names):
+            args = [self.default, *args]
+        return super().parse_args(ctx, args)
+
+
 @dataclass(frozen=True)
 class Command:
     """One `metaclip` subcommand: its name, its function, the flow it runs (its options pass
@@ -286,9 +300,19 @@ class Command:
     function: Callable[..., Any]
     flow: FlowCall | None = None
     needs: Extra | None = None
+    subcommands: tuple[Command, ...] = ()  # then `name` is a group; `function` is its `build`
 
     def register(self, app: typer.Typer) -> None:
         function = self.function
         if self.needs is not None:
             function = needing(self.needs, self.name, function)
-        app.command(self.name)(function)
+        if not self.subcommands:
+            app.command(self.name)(function)
+            return
+        summary = (self.function.__doc__ or "").strip().splitlines()[0].rstrip(".")
+        group = typer.Typer(cls=DefaultCommandGroup, add_completion=False,
+                            help=f"{summary} (`build`, the default), or a subcommand.")  # fmt: skip
+        group.command(DefaultCommandGroup.default)(function)
+        for sub in self.subcommands:
+            sub.register(group)
+        app.add_typer(group, name=self.name)

@@ -45,6 +45,11 @@ def _print_experts(result: dict[str, Any]) -> None:
         table.add_row(str(k), f"{size:,}", f"{added:,}", folder)
     console = Console()
     console.print(table)
+    balance = result["balance"]["experts"]
+    ratio = balance["largest_over_smallest"]
+    console.print(f"balance:  largest/smallest {'-' if ratio is None else f'{ratio:.2f}'}, "
+                  f"entropy {balance['entropy_bits']:.3f} bits "
+                  f"({balance['entropy_share']:.1%} of even)")  # fmt: skip
     console.print(f"clusters: {result['outputs']['clusters']}")
     console.print(f"summary:  {result['outputs']['summary']}")
 
@@ -58,15 +63,31 @@ def experts_command(
     ] = _E.encoder,
     fine: Annotated[int, typer.Option(help="Fine k-means centres.")] = _E.n_fine,
     coarse: Annotated[int, typer.Option(help="Coarse clusters (experts).")] = _E.n_coarse,
-    balanced: Annotated[bool, typer.Option(help="Balanced coarse k-means.")] = _E.balanced,
+    kmeans: Annotated[
+        str, typer.Option(help="balanced (MoDE's balanced k-means at both levels), faiss (plain) "
+                          "or faiss-balanced (plain fine, size-balanced coarse).")
+    ] = _E.kmeans,
+    distance: Annotated[
+        str, typer.Option(help="euclidean or cosine (balanced k-means only).")
+    ] = _E.distance,
     sample_size: Annotated[
         int, typer.Option(help="Pairs sampled for k-means.")
     ] = _E.sample_size,
     outside_share: Annotated[
         float, typer.Option(help="Out-of-cluster pairs added per expert (MoDE: 0.02).")
     ] = _E.outside_share,
+    outside_base: Annotated[
+        str, typer.Option(help="outside (MoDE: a share of the pairs outside the expert) or "
+                          "expert (a share of the expert's own size).")
+    ] = _E.outside_base,
     seed: Annotated[int, typer.Option(help="Seed of sampling and k-means.")] = _E.seed,
-    niter: Annotated[int, typer.Option(help="k-means iterations.")] = _E.niter,
+    niter: Annotated[
+        int, typer.Option(help="Fine k-means iterations (balanced: per chunk).")
+    ] = _E.niter,
+    coarse_niter: Annotated[int, typer.Option(help="Coarse k-means iterations.")] = _E.coarse_niter,
+    chunk_rows: Annotated[
+        int, typer.Option(help="Balanced fine k-means: sample rows per online chunk.")
+    ] = _E.chunk_rows,
     examples: Annotated[
         int, typer.Option(help="Example captions per expert in clusters.json.")
     ] = _E.n_examples,
@@ -104,7 +125,17 @@ def route_command(
     classes: Annotated[list[str] | None, typer.Argument(help="Class names.")] = None,
     experts: Annotated[str, typer.Option(help="Output of `metaclip experts`.")] = ".",
     classes_file: Annotated[
-        str | None, typer.Option(help="Text file with one class name per line.")
+        str | None, typer.Option(help="Text file with one class name per line, or a JSON list "
+                                 "(an item may be a list of synonyms).")
+    ] = None,
+    task: Annotated[
+        str | None, typer.Option(help="A shipped zero-shot task (imagenet, Food101, CIFAR10, ...): "
+                                 "its class names and templates.")
+    ] = None,
+    templates: Annotated[
+        str | None, typer.Option(help="Prompt templates: a shipped task's name, a file (JSON list "
+                                 "or one per line, each with one {}), or none for bare names "
+                                 "(default: the task's, else CLIP's 80 ImageNet templates).")
     ] = None,
     save: Annotated[
         str | None, typer.Option(help="Where to write the weights (default: <experts>/routing/).")
@@ -124,17 +155,20 @@ def route_command(
     from metaclip.experts.kmeans import Centres
     from metaclip.experts.paths import ModeLayout
     from metaclip.experts.routing import read_class_names, route
+    from metaclip.experts.templates import task_labels
     from metaclip.io.results import write_json
 
     layout = ModeLayout(experts)
     params = RoutingParams(**{f.name: options[f.name] for f in fields(RoutingParams)})
     try:
-        names = read_class_names(classes_file) if classes_file else read_class_names(classes or [])
+        if sum(bool(x) for x in (classes, classes_file, task)) > 1:
+            raise UserError("give class names, --classes-file or --task, not several")
+        names = task_labels(task) if task else read_class_names(classes_file or classes or [])
         centres = Centres.load(layout.centres)
-        result = route(names, centres, encoder, params)
+        result = route(names, centres, encoder, params, templates=templates or task)
     except (UserError, FileNotFoundError) as exc:
         raise _fail(str(exc)) from None
-    out = save or layout.routing(_routing_name(classes_file))
+    out = save or layout.routing(task or _routing_name(classes_file))
     write_json(out, result)
     for k, weight in enumerate(result["weights"]):
         typer.echo(f"expert {k}\t{weight:.6f}")

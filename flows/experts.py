@@ -23,9 +23,9 @@ from prefect.artifacts import create_markdown_artifact
 from metaclip.config import ExpertsConfig, contains, glob_base
 from metaclip.errors import UserError
 from metaclip.experts import inputs
-from metaclip.experts.assign import N_EXAMPLES
+from metaclip.experts.assign import N_EXAMPLES, OUTSIDE_SHARE
 from metaclip.experts.embedding import BATCH_SIZE, DEFAULT_ENCODER
-from metaclip.experts.kmeans import N_COARSE, N_FINE, N_ITER, Centres
+from metaclip.experts.kmeans import CHUNK_ROWS, COARSE_ITER, N_COARSE, N_FINE, N_ITER, Centres
 from metaclip.experts.paths import ModeLayout, shard_id
 from metaclip.experts.report import cluster_report
 from metaclip.io.results import write_json
@@ -54,11 +54,15 @@ def data_experts(
     encoder: str = DEFAULT_ENCODER,
     n_fine: int = N_FINE,
     n_coarse: int = N_COARSE,
-    balanced: bool = False,
+    kmeans: str = "balanced",
+    distance: str = "euclidean",
     sample_size: int = inputs.SAMPLE_SIZE,
-    outside_share: float = 0.0,
+    outside_share: float = OUTSIDE_SHARE,
+    outside_base: str = "outside",
     seed: int = 0,
     niter: int = N_ITER,
+    coarse_niter: int = COARSE_ITER,
+    chunk_rows: int = CHUNK_ROWS,
     n_examples: int = N_EXAMPLES,
     normalize: bool = True,
     dtype: str = "float16",
@@ -114,9 +118,14 @@ def publish_experts(result: dict[str, Any], output: str) -> None:
             strict=True,
         ))
     ]  # fmt: skip
+    balance = result["balance"]["experts"]
+    ratio = balance["largest_over_smallest"]
     markdown = "\n".join([
         f"## Data experts of `{output}`: {result['pairs']:,} pairs", "",
-        "| expert | pairs | out-of-cluster added | folder |", "|---:|---:|---:|---|", *rows,
+        "| expert | pairs | out-of-cluster added | folder |", "|---:|---:|---:|---|", *rows, "",
+        f"Balance: largest/smallest {'-' if ratio is None else f'{ratio:.2f}'}, entropy "
+        f"{balance['entropy_bits']:.3f} bits ({balance['entropy_share']:.1%} of even); "
+        f"k-means `{result['kmeans']}`, `{result['distance']}` distance.",
     ])  # fmt: skip
     publish(
         create_markdown_artifact, markdown=markdown, key=artifact_key("experts", output),
@@ -184,8 +193,11 @@ def build_experts(shards: list[str], rate: float, c: ExpertsConfig) -> dict[str,
         "encoder": c.encoder,
         "n_fine": c.n_fine,
         "n_coarse": c.n_coarse,
-        "balanced": c.balanced,
+        "kmeans": c.kmeans,
+        "distance": c.distance,
+        "balance": report["balance"],
         "outside_share": c.outside_share,
+        "outside_base": c.outside_base,
         "seed": c.seed,
         "seconds": seconds,
         "task_results": _cache_report([*embedded, *sampled, *fitted, *assigned]),

@@ -38,7 +38,8 @@ sample_shard = _mode_task(
     "mode-sample", assign.sample_shard, assign.SAMPLE_KEYED_BY, input_files=["embeddings_uri"]
 )
 fit_centres = _mode_task(
-    "mode-fit", inputs.fit_from_samples, inputs.FIT_KEYED_BY, input_files=["sample_uris"]
+    "mode-fit", inputs.fit_from_samples, inputs.FIT_KEYED_BY, input_files=["sample_uris"],
+    unkeyed=["device"],
 )
 assign_shard = _mode_task(
     "mode-assign", assign.assign_shard, assign.ASSIGN_KEYED_BY,

@@ -100,7 +100,24 @@ def test_help_lists_the_experts_commands_without_the_mode_group():
     assert proc.returncode == 0, proc.stderr
     assert listed(proc.stdout) == EXPECTED, proc.stdout
     proc = run_blocked(MODE_BLOCKED, "experts", "--help")
+    shown = set(re.findall(r"^\W*([a-z][a-z-]+)\s{2,}", proc.stdout, flags=re.M))
+    assert proc.returncode == 0 and {"build", "ensemble"} <= shown, proc.stdout
+    proc = run_blocked(MODE_BLOCKED, "experts", "build", "--help")
     assert proc.returncode == 0 and "--outside-share" in proc.stdout, proc.stderr
+
+
+@pytest.mark.slow
+def test_experts_ensemble_runs_without_the_mode_group(tmp_path):
+    """Ensembling needs numpy only: it runs where torch, faiss and the encoders are absent."""
+    import numpy as np
+
+    files = []
+    for k in range(2):
+        files.append(str(tmp_path / f"e{k}.npz"))
+        np.savez(files[-1], logits=np.eye(3) * (k + 1), targets=np.arange(3))
+    proc = run_blocked(MODE_BLOCKED, "experts", "ensemble", *files, "--weights", "0.5,0.5")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "100.0000" in proc.stdout, proc.stdout
 
 
 @pytest.mark.parametrize(
@@ -165,7 +182,12 @@ def test_a_broken_cli_module_fails_the_help_loudly(module):
 
 def _flow_commands():
     group = typer.main.get_command(cli.app)
-    return [pytest.param(c, group.commands[c.name], id=c.name)
+
+    def runner(c):  # a command group's flow runs from its default command (`experts build`)
+        found = group.commands[c.name]
+        return found.commands["build"] if c.subcommands else found
+
+    return [pytest.param(c, runner(c), id=c.name)
             for c in cli.COMMANDS if c.flow is not None]  # fmt: skip
 
 

@@ -63,3 +63,24 @@ def test_default_encoder_is_packaged_and_offline(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     x = embed_texts(["a dog on the grass", "a plate of food"], load_encoder(DEFAULT_ENCODER))
     assert x.shape == (2, 384) and x.dtype == np.float32
+
+
+def test_pooler_captions_are_truncated_at_the_models_maximum(tiny_bert):
+    """The reference lets the tokenizer truncate at the model's maximum (512 for BERT), not
+    at 64 tokens: a 300-token caption is embedded whole, a 600-token one at 512 tokens."""
+    encoder = load_encoder(f"pooler:{tiny_bert}", "cpu")
+    assert encoder.max_length == 512
+    model = transformers.BertModel.from_pretrained(tiny_bert).eval()
+    tokenizer = transformers.AutoTokenizer.from_pretrained(tiny_bert)
+    long = " ".join(["a dog on the grass"] * 60)  # 300 tokens + [CLS] [SEP]
+    longer = " ".join(["the cat on a dog"] * 120)  # 600 tokens
+    got = embed_texts([long, longer], encoder, normalize=False)
+    with torch.inference_mode():
+        whole = model(**tokenizer([long], return_tensors="pt")).pooler_output.numpy()[0]
+        first64 = model(**tokenizer([long], truncation=True, max_length=64,
+                                    return_tensors="pt")).pooler_output.numpy()[0]  # fmt: skip
+        first512 = model(**tokenizer([longer], truncation=True, max_length=512,
+                                     return_tensors="pt")).pooler_output.numpy()[0]  # fmt: skip
+    np.testing.assert_allclose(got[0], whole, atol=1e-5)
+    assert np.abs(got[0] - first64).max() > 1e-4  # the old 64-token cut would differ
+    np.testing.assert_allclose(got[1], first512, atol=1e-5)

@@ -96,6 +96,11 @@ def test_every_pair_lands_in_one_expert(first_run):
     assert report["expert_sizes"] == summary["expert_sizes"]
     assert all(e["examples"] for e in report["experts"])
     assert json.loads(Path(layout.summary).read_text())["pairs"] == 2 * N_SHARD
+    sizes = summary["expert_sizes"]  # the balance figures describe these sizes
+    balance = report["balance"]["experts"]
+    assert balance == summary["balance"]["experts"] and balance["clusters"] == 2
+    assert balance["largest_over_smallest"] == max(sizes) / min(sizes)
+    assert summary["kmeans"] == "balanced" and summary["outside_base"] == "outside"
 
 
 def test_rerun_reuses_embeddings_and_deleted_parts_come_back(first_run):
@@ -143,6 +148,36 @@ def test_route_command_prints_and_saves_weights(first_run, tmp_path):
     assert json.loads((tmp_path / "w.json").read_text())["weights"] == saved["weights"]
 
 
+def test_route_then_ensemble_through_the_experts_group(first_run, tmp_path):
+    """`metaclip route --task` (a shipped task: its classes and templates), then
+    `metaclip experts ensemble` with those weights on each expert's logits."""
+    import numpy as np
+
+    _, output, _ = first_run
+    routed = CliRunner().invoke(cli(), ["route", "--experts", str(output), "--task", "STL10"])
+    assert routed.exit_code == 0, routed.output
+    saved = Path(ModeLayout(str(output)).routing("STL10"))
+    weights = json.loads(saved.read_text())
+    assert weights["n_classes"] == 10 and weights["templates"] == 2
+    rng = np.random.default_rng(0)
+    targets = rng.integers(0, 10, 50)
+    files = []
+    for k in range(2):
+        logits = rng.normal(size=(50, 10))
+        logits[np.arange(50), targets] += 3.0 * (k + 1)  # expert 1 is the better one
+        files.append(str(tmp_path / f"expert-{k}.npz"))
+        np.savez(files[-1], logits=logits, targets=targets)
+    result = CliRunner().invoke(cli(), ["experts", "ensemble", *files, "--weights", str(saved),
+                                        "--save", str(tmp_path / "ens.npy")])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "ens.json").read_text())
+    w = weights["weights"]
+    stacked = [np.load(f)["logits"] for f in files]
+    expected = w[0] * stacked[0] + w[1] * stacked[1]
+    np.testing.assert_allclose(np.load(tmp_path / "ens.npy"), expected)
+    assert report["ensemble"] == 100.0 * float((expected.argmax(1) == targets).mean())
+
+
 def test_cli_usage_mistakes_exit_2(tmp_path):
     result = CliRunner().invoke(cli(), ["experts", str(tmp_path / "none"), "--output",
                                         str(tmp_path / "o")])
@@ -164,6 +199,12 @@ HOSTILE = [
     ({"outside_share": -0.1}, "outside_share"),
     ({"seed": -1}, "seed"),
     ({"niter": 0}, "niter"),
+    ({"coarse_niter": 0}, "coarse_niter"),
+    ({"chunk_rows": 0}, "chunk_rows"),
+    ({"kmeans": "kmeans++"}, "kmeans"),
+    ({"distance": "manhattan"}, "distance"),
+    ({"kmeans": "faiss", "distance": "cosine"}, "distance"),
+    ({"outside_base": "pairs"}, "outside_base"),
     ({"n_examples": -1}, "n_examples"),
     ({"batch_size": 0}, "batch_size"),
     ({"dtype": "int8"}, "dtype"),
@@ -182,7 +223,7 @@ HOSTILE = [
 HOSTILE_TYPES = [
     ({"n_fine": 4.5}, "n_fine"),
     ({"sample_size": "all"}, "sample_size"),
-    ({"balanced": "yes"}, "balanced"),
+    ({"kmeans": True}, "kmeans"),
     ({"outside_share": "2%"}, "outside_share"),
 ]
 CLI_FLAGS = {"n_fine": "--fine", "n_coarse": "--coarse", "n_examples": "--examples"}

@@ -1,12 +1,12 @@
 """MoDE on real captions (tests/data/captions), library functions end to end, no orchestrator.
 
 Captions about four hand-picked topics (food, animals, vehicles, sports; each caption names
-exactly one) are embedded with the packaged all-MiniLM-L6-v2, clustered into 4 experts
-(balanced, seed 1), and split into expert datasets. The clusters must be non-degenerate, and
-each topic's class names must give most weight to the expert that holds that topic's captions
-and whose example captions are about it. (Over seeds 0-7 with balanced k-means, every topic
-that lands mostly in one expert routes to it; plain k-means sometimes merges two topics into
-one expert, and then its examples are only half about each: see docs/experts.md.)
+exactly one) are embedded with the packaged all-MiniLM-L6-v2, clustered into 4 experts (the
+defaults: MoDE's balanced k-means at both levels; seed 2), and split into expert datasets. The
+clusters must be non-degenerate, and each topic's class names must give most weight to the
+expert that holds that topic's captions and whose example captions are about it. (Over seeds
+0-7 with the defaults, 22 of the 32 topic-seed pairs land at least 60% in one expert, and all
+22 route to it, with templates and with bare names: bench/mode_routing.py, docs/experts.md.)
 """
 
 from __future__ import annotations
@@ -77,8 +77,8 @@ def topic_of(caption: str) -> int | None:
     return found[0] if len(found) == 1 else None
 
 
-@pytest.fixture(scope="module")
-def topical() -> tuple[list[str], np.ndarray]:
+def topical_captions() -> tuple[list[str], np.ndarray]:
+    """PER_TOPIC real captions of each topic, in topic order, and each caption's topic."""
     picked: dict[int, list[str]] = {i: [] for i in range(len(TOPICS))}
     for caption in caption_lines():
         t = topic_of(caption)
@@ -87,6 +87,11 @@ def topical() -> tuple[list[str], np.ndarray]:
     assert all(len(v) == PER_TOPIC for v in picked.values())
     captions = [c for t in sorted(picked) for c in picked[t]]
     return captions, np.repeat(np.arange(len(TOPICS)), PER_TOPIC)
+
+
+@pytest.fixture(scope="module")
+def topical() -> tuple[list[str], np.ndarray]:
+    return topical_captions()
 
 
 @pytest.fixture(scope="module")
@@ -99,8 +104,7 @@ def built(tmp_path_factory, topical):
               write_curated(root / "curated" / "part-0001.parquet", captions[half:], half)]
     assert curated_shards(str(root)) == shards  # a curation root finds its curated/ folder
     layout = ModeLayout(str(root / "experts-out"))
-    settings = ExpertsConfig(str(root), layout.root, n_fine=32, n_coarse=4, balanced=True, seed=1,
-                             outside_share=0.02)  # fmt: skip
+    settings = ExpertsConfig(str(root), layout.root, n_fine=32, n_coarse=4, seed=2)
     stores = Stores()
     embedded = [embed_shard(settings, stores, s, layout.embeddings(f"{i:04d}"))
                 for i, s in enumerate(shards)]  # fmt: skip
@@ -141,9 +145,10 @@ def test_expert_parquet_is_img2dataset_ready(built, topical):
     inside = table.filter(table["in_cluster"])
     assert inside.num_rows == report["expert_sizes"][0]
     assert set(table["expert"].to_pylist()) == {0}
-    # out-of-cluster share: about 2% of each expert's own pairs, drawn from other experts
+    # out-of-cluster pairs: per shard, int(0.02 x the shard's pairs outside the expert)
     added = table.num_rows - inside.num_rows
-    assert added == report["experts"][0]["outside_added"] <= 0.02 * inside.num_rows * 3 + 3
+    expected = sum(int(0.02 * (r["rows"] - r["in_cluster"][0])) for r in assigned)
+    assert added == report["experts"][0]["outside_added"] == expected > 0
 
 
 def topic_counts(layout: ModeLayout, expert: int) -> np.ndarray:

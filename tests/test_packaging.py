@@ -137,6 +137,8 @@ def test_wheel_holds_only_our_packages_and_the_demo_data(installed: Installed):
         "metaclip_prefect/tasks/curate.py",
         "metaclip/demo_data/metadata.json",
         "metaclip/demo_data/demo-0000.warc.wat.gz",
+        "metaclip/experts/prompts/templates.json",  # route's shipped templates and classes
+        "metaclip/experts/prompts/labels.json",
     ):
         assert module in names, f"{module} is not in {installed.wheel.name}"  # fmt: skip
 

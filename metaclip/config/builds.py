@@ -29,10 +29,18 @@ from metaclip.config.checks import (
 from metaclip.config.curation import ClusterConfig
 from metaclip.config.storage import StorageConfig, check_read_write_storage
 from metaclip.errors import UserError
-from metaclip.experts.assign import N_EXAMPLES
+from metaclip.experts.assign import N_EXAMPLES, OUTSIDE_BASES, OUTSIDE_SHARE
 from metaclip.experts.embedding import BATCH_SIZE, DEFAULT_ENCODER, DTYPES, POOLER_PREFIX
 from metaclip.experts.inputs import SAMPLE_SIZE
-from metaclip.experts.kmeans import N_COARSE, N_FINE, N_ITER
+from metaclip.experts.kmeans import (
+    CHUNK_ROWS,
+    COARSE_ITER,
+    DISTANCES,
+    KMEANS_METHODS,
+    N_COARSE,
+    N_FINE,
+    N_ITER,
+)
 from metaclip.io.storage import join as storage_join
 from metaclip.metadata.ngrams import COUNT_LAYOUTS, TEXT_FORMATS
 from metaclip.metadata.selection import Caps
@@ -245,11 +253,15 @@ class ExpertsConfig:
     encoder: str = DEFAULT_ENCODER
     n_fine: int = N_FINE
     n_coarse: int = N_COARSE
-    balanced: bool = False
+    kmeans: str = "balanced"
+    distance: str = "euclidean"
     sample_size: int = SAMPLE_SIZE
-    outside_share: float = 0.0
+    outside_share: float = OUTSIDE_SHARE
+    outside_base: str = "outside"
     seed: int = 0
     niter: int = N_ITER
+    coarse_niter: int = COARSE_ITER
+    chunk_rows: int = CHUNK_ROWS
     n_examples: int = N_EXAMPLES
     normalize: bool = True
     dtype: str = "float16"
@@ -273,17 +285,25 @@ class ExpertsConfig:
         if sample_size < n_fine:
             raise _fail("sample_size", f"must be at least n_fine ({n_fine}): k-means needs a "
                         f"sample row per centre, not {sample_size}")  # fmt: skip
+        kmeans = check_choice("kmeans", p["kmeans"], KMEANS_METHODS)
+        distance = check_choice("distance", p["distance"], DISTANCES)
+        if distance != "euclidean" and kmeans != "balanced":
+            raise _fail("distance", f"kmeans={kmeans} clusters by Euclidean distance only")
         return cls(
             curated=curated,
             output=output,
             encoder=_encoder(p["encoder"]),
             n_fine=n_fine,
             n_coarse=n_coarse,
-            balanced=check_bool("balanced", p["balanced"]),
+            kmeans=kmeans,
+            distance=distance,
             sample_size=sample_size,
             outside_share=check_fraction("outside_share", p["outside_share"]),
+            outside_base=check_choice("outside_base", p["outside_base"], OUTSIDE_BASES),
             seed=check_int("seed", p["seed"], 0, SEED_MAX),
             niter=check_int("niter", p["niter"], 1, 10_000),
+            coarse_niter=check_int("coarse_niter", p["coarse_niter"], 1, 10_000),
+            chunk_rows=check_int("chunk_rows", p["chunk_rows"], 1, 1 << 30),
             n_examples=check_int("n_examples", p["n_examples"], 0, 10_000),
             normalize=check_bool("normalize", p["normalize"]),
             dtype=check_choice("dtype", p["dtype"], DTYPES),

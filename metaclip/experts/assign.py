@@ -1,8 +1,9 @@
 """Per-shard work after embedding: drawing the k-means sample, assigning pairs to experts.
 
 Each curated shard gives one Parquet file per expert: its in-cluster pairs, plus (optionally)
-a share of out-of-cluster pairs as MoDE adds (2% in the paper) so each expert sees a little of
-the rest. Draws are deterministic per (seed, expert, uuid, caption): the same pairs whatever
+a share of out-of-cluster pairs as MoDE adds (int(2% of the shard's pairs outside the
+expert), as the reference's mode_wds.py does per shard) so each expert sees a little of the
+rest. Draws are deterministic per (seed, expert, uuid, caption): the same pairs whatever
 the workers or sharding.
 """
 
@@ -36,7 +37,7 @@ N_EXAMPLES = 8
 # The settings that change each stage's output (with its files' identities and its own
 # arguments: the sample's file, rate and shard index; the shard's id).
 SAMPLE_KEYED_BY = ("seed",)
-ASSIGN_KEYED_BY = ("output", "outside_share", "seed", "n_examples")
+ASSIGN_KEYED_BY = ("output", "outside_share", "outside_base", "seed", "n_examples")
 
 
 def sample_shard(
@@ -61,16 +62,40 @@ def sample_shard(
     }
 
 
+OUTSIDE_BASES = ("outside", "expert")
+OUTSIDE_SHARE = 0.02  # the reference's ooc_ratio (configs_mode.py: "slightly better than 0.0")
+
+
 def outside_mask(
-    uuids: list[str], captions: list[str], inside: np.ndarray, share: float, seed: int, expert: int
+    uuids: list[str],
+    captions: list[str],
+    inside: np.ndarray,
+    share: float,
+    seed: int,
+    expert: int,
+    base: str = "outside",
 ) -> np.ndarray:
-    """Out-of-cluster rows added to `expert`: about share x (its in-cluster rows) of them."""
-    n_in, n_out = int(inside.sum()), int((~inside).sum())
+    """Out-of-cluster rows of this shard added to `expert`.
+
+    base "outside" (the reference, mode_wds.py): exactly int(share x n_out) of the shard's
+    n_out pairs outside the expert, those with the lowest draws. base "expert": each outside
+    pair with probability share x n_in / n_out, about share x the expert's own size (this
+    project's earlier rule; 3x fewer pairs at 4 experts, 31x fewer at 32). Draws are hashed
+    per (seed, expert, uuid, caption): the same pairs whatever the workers.
+    """
+    outside = ~inside
+    n_in, n_out = int(inside.sum()), int(outside.sum())
     if share <= 0 or n_out == 0:
         return np.zeros(len(inside), dtype=bool)
-    rate = min(1.0, share * n_in / n_out)
     draws = uniform_draws(seed, uuids, captions, purpose=f"mode-outside-{expert}")
-    return ~inside & (draws < rate)
+    if base == "expert":
+        return outside & (draws < min(1.0, share * n_in / n_out))
+    take = int(share * n_out)
+    rows = np.flatnonzero(outside)
+    picked = rows[np.argsort(draws[rows], kind="stable")[:take]]
+    mask = np.zeros(len(inside), dtype=bool)
+    mask[picked] = True
+    return mask
 
 
 def _examples(
@@ -109,7 +134,8 @@ def assign_shard(
     shard: str,
 ) -> dict[str, Any]:
     """Write this shard's part of every expert under `settings.output`, with about
-    `settings.outside_share` out-of-cluster pairs drawn with `settings.seed`; return sizes and
+    `settings.outside_share` out-of-cluster pairs (of `settings.outside_base`) drawn with
+    `settings.seed`; return sizes and
     `settings.n_examples` example captions per expert. The curated shard is read with the
     inputs' options; embeddings, centres and the expert parts (all under the MoDE output) with
     the output's."""
@@ -127,7 +153,9 @@ def assign_shard(
     parts, in_sizes, out_sizes, examples = [], [], [], []
     for k in range(centres.n_experts):
         inside = experts == k
-        extra = outside_mask(uuids, captions, inside, outside_share, seed, k)
+        extra = outside_mask(
+            uuids, captions, inside, outside_share, seed, k, settings.outside_base
+        )
         rows = np.flatnonzero(inside | extra)
         uri = layout.expert_part(k, shard)
         storage.write_parquet_atomic(uri, expert_table(table, rows, fine, k, inside), **write)

@@ -54,12 +54,19 @@ class SentenceTransformerEncoder:
 
 
 class PoolerEncoder:
-    """BERT pooler output ([CLS] through its dense+tanh layer), as SimCSE's `sup` models use."""
+    """BERT pooler output ([CLS] through its dense+tanh layer), as SimCSE's `sup` models use.
+
+    Texts are truncated at the model's maximum (512 tokens for BERT), as the reference's
+    tokenizer call (`truncation=True`, no max_length) does: a batch is padded to its longest
+    caption, so the cost only grows for batches that hold long captions.
+    """
 
     def __init__(self, name: str, tokenizer: Any, model: Any) -> None:
         self.name = name
         self.tokenizer = tokenizer
         self.model = model.eval()
+        positions = getattr(model.config, "max_position_embeddings", 512)
+        self.max_length = min(int(tokenizer.model_max_length), int(positions))
 
     def encode(self, texts: Sequence[str], batch_size: int = BATCH_SIZE) -> np.ndarray:
         import torch
@@ -71,7 +78,7 @@ class PoolerEncoder:
                     list(texts[start : start + batch_size]),
                     padding=True,
                     truncation=True,
-                    max_length=64,
+                    max_length=self.max_length,
                     return_tensors="pt",
                 )
                 batch = {k: v.to(self.model.device) for k, v in batch.items()}

@@ -52,7 +52,9 @@ def sample_rate(total: int, sample_size: int) -> float:
 
 
 # The settings that change the centres (with the samples' identities, `out_uri` and `meta`).
-FIT_KEYED_BY = ("n_fine", "n_coarse", "balanced", "niter", "seed")
+FIT_KEYED_BY = (
+    "n_fine", "n_coarse", "kmeans", "distance", "niter", "coarse_niter", "chunk_rows", "seed"
+)  # fmt: skip
 
 
 def fit_from_samples(
@@ -61,10 +63,13 @@ def fit_from_samples(
     sample_uris: list[str],
     out_uri: str,
     meta: dict[str, Any] | None = None,
+    device: str | None = None,
 ) -> dict[str, Any]:
     """Fit the fine and coarse centres (kmeans.fit_centres with the settings' n_fine, n_coarse,
-    balanced, niter and seed) on the samples; save them, with `meta`, to `out_uri` (all under
-    the MoDE output, read and written with its options)."""
+    kmeans, distance, niter, coarse_niter, chunk_rows and seed) on the samples; save them, with
+    `meta`, to `out_uri` (all under the MoDE output, read and written with its options).
+    `device` is where balanced k-means runs (a GPU when there is one, unless given); like the
+    encoder's device it is not keyed: fits on either agree up to float rounding."""
     opts, n_fine = stores.output, settings.n_fine
     parts = [load_array(u, **opts).astype(np.float32) for u in sample_uris]
     sample = np.concatenate([p for p in parts if len(p)]) if any(len(p) for p in parts) else None
@@ -72,7 +77,9 @@ def fit_from_samples(
         got = 0 if sample is None else len(sample)
         raise UserError(f"the k-means sample has {got} rows, fewer than n_fine={n_fine}")
     centres = fit_centres(
-        sample, n_fine, settings.n_coarse, settings.balanced, settings.niter, settings.seed, meta
-    )
+        sample, n_fine, settings.n_coarse, settings.kmeans, settings.niter, settings.seed, meta,
+        distance=settings.distance, coarse_niter=settings.coarse_niter,
+        chunk_rows=settings.chunk_rows, device=device,
+    )  # fmt: skip
     centres.save(out_uri, **opts)
     return {"centres_uri": out_uri, "outputs": written([out_uri], **opts)}

@@ -1,9 +1,17 @@
-"""Fine and coarse k-means (faiss), with a balanced option for the coarse step.
+"""Fine and coarse k-means, and the clustering a MoDE output is assigned with.
 
 MoDE clusters twice: fine-grained k-means on caption embeddings (1,024 centres), then coarse
-k-means over the fine centres (4 to 64 experts). A pair's expert is its fine centre's coarse
-cluster. Balanced k-means caps each coarse cluster at an equal share of the pairs (fine centres
-weighted by how many sampled pairs they hold), so experts get similar amounts of data.
+k-means over the fine centres (2 to 32 experts). A pair's expert is its fine centre's coarse
+cluster. Three methods (`KMEANS_METHODS`):
+- `balanced` (default, the reference's apps/mode/prep_hrchy.py): balanced k-means
+  (metaclip.experts.balanced) at both levels; the fine level online over chunks of the
+  sample (`FINE_ITER` iterations per chunk), the coarse level on the fine centres
+  (`COARSE_ITER`); fine centres then go to their nearest coarse centre, as the reference
+  predicts them. Euclidean or cosine distance.
+- `faiss`: plain k-means (faiss) at both levels.
+- `faiss-balanced`: plain fine k-means, then a coarse k-means whose assignment is a greedy
+  capacity-constrained one weighted by the fine clusters' sizes (this project's earlier
+  `balanced` option).
 """
 
 from __future__ import annotations
@@ -20,7 +28,11 @@ from metaclip.io import storage
 
 N_FINE = 1024
 N_COARSE = 4
-N_ITER = 25
+N_ITER = 50  # the reference's iteration limit per fine chunk
+COARSE_ITER = 100  # and for the coarse fit
+KMEANS_METHODS = ("balanced", "faiss", "faiss-balanced")
+DISTANCES = ("euclidean", "cosine")  # the reference's two (prep_hrchy.py `--cd`)
+CHUNK_ROWS = 10_240  # fine chunk: about one img2dataset shard (10,000), a multiple of 1,024
 COARSE_REDO = 10  # restarts of the coarse k-means: over ~1,024 points they cost nothing
 
 
@@ -60,6 +72,19 @@ def nearest(x: np.ndarray, centres: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     index.add(np.ascontiguousarray(centres, dtype=np.float32))
     sq, ids = index.search(np.ascontiguousarray(x, dtype=np.float32), 1)
     return ids[:, 0].astype(np.int64), np.sqrt(np.maximum(sq[:, 0], 0.0))
+
+
+def nearest_cosine(x: np.ndarray, centres: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Index of and cosine distance (1 - similarity) to the most similar centre, per row."""
+    faiss = _faiss()
+    c = np.ascontiguousarray(centres, dtype=np.float32)
+    c = c / np.maximum(np.linalg.norm(c, axis=1, keepdims=True), 1e-12)
+    xn = np.ascontiguousarray(x, dtype=np.float32)
+    xn = xn / np.maximum(np.linalg.norm(xn, axis=1, keepdims=True), 1e-12)
+    index = faiss.IndexFlatIP(c.shape[1])
+    index.add(c)
+    sim, ids = index.search(xn, 1)
+    return ids[:, 0].astype(np.int64), 1.0 - sim[:, 0]
 
 
 def squared_distances(x: np.ndarray, centres: np.ndarray) -> np.ndarray:
@@ -121,9 +146,19 @@ class Centres:
     def n_experts(self) -> int:
         return len(self.coarse)
 
-    def assign(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(fine id, expert id, distance to the fine centre) per row."""
-        fine, dist = nearest(x, self.fine)
+    @property
+    def distance(self) -> str:
+        return str(self.meta.get("distance", "euclidean"))
+
+    def assign(
+        self, x: np.ndarray, distance: str | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(fine id, expert id, distance to the fine centre) per row, by the clustering's
+        distance unless given (routing always uses Euclidean, as the reference)."""
+        if (distance or self.distance) == "cosine":  # prep_inference.py: the largest dot product
+            fine, dist = nearest_cosine(x, self.fine)
+        else:
+            fine, dist = nearest(x, self.fine)
         return fine, self.fine_to_coarse[fine], dist
 
     def save(self, uri: str, **storage_options: Any) -> None:
@@ -148,28 +183,82 @@ def fit_centres(
     sample: np.ndarray,
     n_fine: int = N_FINE,
     n_coarse: int = N_COARSE,
-    balanced: bool = False,
+    method: str = "balanced",
     niter: int = N_ITER,
     seed: int = 0,
     meta: dict[str, Any] | None = None,
+    distance: str = "euclidean",
+    coarse_niter: int = COARSE_ITER,
+    chunk_rows: int = CHUNK_ROWS,
+    device: str | None = None,
 ) -> Centres:
-    """Fine k-means on the sample, then (balanced) coarse k-means over the fine centres."""
-    fine = kmeans(sample, n_fine, niter, seed)
-    fine_ids, _ = nearest(sample, fine)
-    sizes = np.bincount(fine_ids, minlength=n_fine).astype(np.float64)
-    if balanced:
-        coarse, labels = balanced_kmeans(fine, n_coarse, sizes, niter, seed)
-    else:
-        coarse = kmeans(fine, n_coarse, niter, seed, nredo=COARSE_REDO)
-        labels, _ = nearest(fine, coarse)
+    """Fine k-means on the sample, then coarse k-means over the fine centres, by `method`."""
     info = dict(meta or {})
+    if method == "balanced":
+        fine, labels, coarse, fitted = _fit_balanced(
+            sample, n_fine, n_coarse, niter, coarse_niter, chunk_rows, distance, seed, device
+        )
+        info.update(fitted)
+    elif method in ("faiss", "faiss-balanced"):
+        if distance != "euclidean":
+            raise UserError(f"kmeans={method} clusters by Euclidean distance only")
+        fine = kmeans(sample, n_fine, niter, seed)
+        fine_ids, _ = nearest(sample, fine)
+        sizes = np.bincount(fine_ids, minlength=n_fine).astype(np.float64)
+        if method == "faiss-balanced":
+            coarse, labels = balanced_kmeans(fine, n_coarse, sizes, coarse_niter, seed)
+        else:
+            coarse = kmeans(fine, n_coarse, coarse_niter, seed, nredo=COARSE_REDO)
+            labels, _ = nearest(fine, coarse)
+    else:
+        raise UserError(f"kmeans must be one of {', '.join(KMEANS_METHODS)}: {method!r}")
     info.update(
         n_fine=n_fine,
         n_coarse=n_coarse,
-        balanced=balanced,
+        kmeans=method,
+        distance=distance,
         niter=niter,
+        coarse_niter=coarse_niter,
         seed=seed,
         sample_rows=len(sample),
         dim=int(sample.shape[1]),
     )
     return Centres(fine, labels.astype(np.int64), coarse, info)
+
+
+def _fit_balanced(
+    sample: np.ndarray,
+    n_fine: int,
+    n_coarse: int,
+    niter: int,
+    coarse_niter: int,
+    chunk_rows: int,
+    distance: str,
+    seed: int,
+    device: str | None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+    """prep_hrchy.py's cluster_fine and cluster_coarse: the sample L2-normalised, the fine level
+    fitted chunk by chunk (warm-started), the coarse level on the fine centres (normalised for
+    cosine), each fine centre then mapped to its nearest coarse centre."""
+    from metaclip.experts.balanced import BalancedKMeans, fine_chunks
+
+    x = np.asarray(sample, dtype=np.float32)
+    x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    fine_km = BalancedKMeans(n_fine, seed=seed, device=device)
+    chunks = fine_chunks(len(x), n_fine, chunk_rows, seed)
+    for rows in chunks:
+        fine_km.fit(x[rows], distance, iter_limit=niter, online=True)
+    fine = fine_km.centres_array()
+    coarse_km = BalancedKMeans(n_coarse, seed=seed + 1, device=device)
+    on = fine if distance == "euclidean" else fine / np.linalg.norm(fine, axis=1, keepdims=True)
+    coarse_km.fit(on, distance, iter_limit=coarse_niter)
+    labels = coarse_km.predict(fine, distance)
+    fitted = {
+        "fine_chunks": len(chunks),
+        "fine_chunk_rows": len(chunks[0]),
+        "fine_rows_used": int(sum(len(r) for r in chunks)),
+        "fine_iterations": fine_km.iterations,
+        "coarse_iterations": coarse_km.iterations[0],
+        "device": str(fine_km.device),
+    }
+    return fine, labels, coarse_km.centres_array(), fitted

@@ -17,6 +17,23 @@ def merge_examples(per_shard: Sequence[list[list]], n: int) -> list[str]:
     return [caption for _, caption in pooled[:n]]
 
 
+def size_balance(sizes: Sequence[int] | np.ndarray) -> dict[str, Any]:
+    """How even cluster sizes are: largest / smallest (None with an empty cluster), and the
+    entropy of the size distribution in bits and as a share of its maximum log2(k)."""
+    s = np.asarray(sizes, dtype=np.float64)
+    k, total = len(s), float(s.sum())
+    p = s[s > 0] / total if total > 0 else np.array([])
+    entropy = float(-(p * np.log2(p)).sum()) if len(p) else 0.0
+    return {
+        "clusters": k,
+        "largest": int(s.max()) if k else 0,
+        "smallest": int(s.min()) if k else 0,
+        "largest_over_smallest": float(s.max() / s.min()) if k and s.min() > 0 else None,
+        "entropy_bits": entropy,
+        "entropy_share": float(entropy / np.log2(k)) if k > 1 else 1.0,
+    }
+
+
 def cluster_report(
     assigned: Sequence[dict[str, Any]], centres: Centres, n_examples: int
 ) -> dict[str, Any]:
@@ -43,6 +60,7 @@ def cluster_report(
         "empty_experts": [j for j in range(k) if in_sizes[j] == 0],
         "fine_sizes": fine.tolist(),
         "empty_fine_clusters": int((fine == 0).sum()),
+        "balance": {"experts": size_balance(in_sizes), "fine": size_balance(fine)},
         "experts": experts,
         "clustering": centres.meta,
     }
