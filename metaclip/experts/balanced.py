@@ -54,10 +54,12 @@ def auction_assign(scores: torch.Tensor) -> torch.Tensor:
     - a round's bids are sparse (each centre bids for N // k points, plus last round's
       winners), so they are kept as (centre, point, bid) lists, with the reference's tie rule
       (the lowest centre wins a tied point) and overwrite order, not a dense (k, N) matrix;
-    - a centre's top N // k + 1 values are searched among its best `CANDIDATES` x that many
-      points by score: a value is the score minus a cost that only grows, so a point outside
-      that list is worth at most the best score outside it; a centre whose last pick is not
-      above that bound is searched over all points, as the reference searches every round.
+    - a centre's top N // k + 1 values are searched in a shortlist of its `CANDIDATES` x that
+      many most valuable points (see _Shortlist for why nothing outside can beat them); a
+      centre whose last pick is not above the list's bound is searched over all points, as the
+      reference searches every round, and its list rebuilt.
+    Exactly tied values at a centre's cut are the one case where the pick may differ, as it may
+    between the reference's own runs: torch's topk does not order ties.
     """
     if torch.isnan(scores).any():
         raise ValueError("NaN distance")
@@ -113,9 +115,10 @@ class _Shortlist:
         self.rows = torch.arange(workers, device=value_of.device)[:, None]
         self.exact = self.length < need  # too few jobs for a list: always search every job
         if not self.exact:
-            self.index = torch.empty((workers, self.length), dtype=torch.int64)
-            self.scores = torch.empty((workers, self.length), dtype=value_of.dtype)
-            self.bound = torch.empty(workers, dtype=value_of.dtype)
+            device, dtype = value_of.device, value_of.dtype
+            self.index = torch.empty((workers, self.length), dtype=torch.int64, device=device)
+            self.scores = torch.empty((workers, self.length), dtype=dtype, device=device)
+            self.bound = torch.empty(workers, dtype=dtype, device=device)
             self._rebuild(self.rows[:, 0], value_of)
 
     def _rebuild(self, rows: torch.Tensor, values: torch.Tensor) -> None:
