@@ -40,6 +40,8 @@ import signal
 import sys
 import threading
 import time
+from collections import Counter
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -111,13 +113,14 @@ class Sampler:
         s = self.service
         while not self.stop.wait(self.every_s):
             workers = [tree_rss_mb(s.pid(r)) for r in s.procs if r.startswith("dask-worker")]
+            flow = s.flow_process_pid()
             self.series.append({
                 "t": round(time.monotonic() - self.start, 1),
-                "flow_mb": round(tree_rss_mb(s.flow_process_pid()), 1),
+                "flow_mb": round(tree_rss_mb(flow), 1),
                 "server_mb": round(tree_rss_mb(s.pid("server")), 1),
                 "postgres_mb": round(tree_rss_mb(s.pid("postgres")), 1),
                 "scheduler_mb": round(tree_rss_mb(s.pid("scheduler")), 1),
-                "flow_cpu_s": round(cpu_seconds(s.flow_process_pid()), 1),
+                "flow_cpu_s": round(cpu_seconds(flow), 1),
                 "server_cpu_s": round(cpu_seconds(s.pid("server")), 1),
                 "dask_worker_max_mb": round(max(workers, default=0.0), 1),
                 "db_mb": round(s.db_bytes() / 1e6, 1),
@@ -134,8 +137,6 @@ def stage_of(task_run: dict[str, Any]) -> str:
 
 
 def _seconds(ts: str | None) -> float:
-    from datetime import datetime
-
     return datetime.fromisoformat(ts).timestamp() if ts else float("nan")
 
 
@@ -154,7 +155,7 @@ def task_run_report(task_runs: list[dict[str, Any]], workers: int) -> dict[str, 
         entry: dict[str, Any] = {
             "task_runs": len(runs), "wall_s": round(wall, 2), "task_run_time_s": round(run_time, 2),
             "overhead_per_task_run_s": round((wall * workers - run_time) / len(runs), 4),
-            "states": _count(r["state_type"] for r in runs),
+            "states": dict(Counter(r["state_type"] for r in runs)),
         }  # fmt: skip
         if len(runs) >= 100:  # task runs finished per second in each tenth of the stage
             tenth, t0, rates = len(ends) // 10, min(starts), []
@@ -165,13 +166,6 @@ def task_run_report(task_runs: list[dict[str, Any]], workers: int) -> dict[str, 
             entry["task_runs_per_s_by_tenth"] = rates
         report[name] = entry
     return report
-
-
-def _count(values: Any) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for v in values:
-        out[v] = out.get(v, 0) + 1
-    return out
 
 
 def fingerprint(output: Path) -> dict[str, Any]:
@@ -229,9 +223,7 @@ def crawl(args: argparse.Namespace) -> dict[str, Any]:
 # -- faults -------------------------------------------------------------------------------
 def _kill_dask_worker(s: Service) -> None:
     """SIGKILL the worker process itself (its nanny starts a new one)."""
-    import psutil as ps
-
-    nanny = ps.Process(s.pid("dask-worker-0"))
+    nanny = psutil.Process(s.pid("dask-worker-0"))
     children = nanny.children(recursive=True)
     victim = max(children, key=lambda p: p.memory_info().rss) if children else nanny
     os.kill(victim.pid, signal.SIGKILL)
@@ -291,7 +283,7 @@ def one_fault(s: Service, fault: str, p: dict[str, Any], kill_at: int) -> dict[s
             "first_run_state": first_state, "first_run_task_runs_completed": first_completed,
             "rerun_state": rerun["state_type"], "rerun_s": round(time.monotonic() - started, 1),
             "rerun_task_runs": len(s.task_runs(second)),
-            "rerun_computed": s.count_completed(second),
+            "rerun_task_runs_completed": s.count_completed(second),
             "summary_task_results": summary.get("task_results"),
             "fingerprint": fingerprint(out)}  # fmt: skip
 

@@ -221,26 +221,23 @@ class Service:
         self.wait_dask_workers()
 
     # -- runs -----------------------------------------------------------------------------
-    def get(self, path: str) -> Any:
+    def _request(self, method: str, path: str, **kwargs: Any) -> Any:
+        """An API call, retried for a minute: the server may be restarting (the faults)."""
         for attempt in range(30):
             try:
-                return httpx.get(f"{self.api}{path}", timeout=60).raise_for_status().json()
+                response = httpx.request(method, f"{self.api}{path}", timeout=60, **kwargs)
+                return response.raise_for_status().json()
             except httpx.HTTPError:
                 if attempt == 29:
                     raise
                 time.sleep(2)
         return None
 
+    def get(self, path: str) -> Any:
+        return self._request("GET", path)
+
     def post(self, path: str, body: dict[str, Any]) -> Any:
-        for attempt in range(30):
-            try:
-                return httpx.post(f"{self.api}{path}", json=body, timeout=60).raise_for_status(
-                ).json()
-            except httpx.HTTPError:
-                if attempt == 29:
-                    raise
-                time.sleep(2)
-        return None
+        return self._request("POST", path, json=body)
 
     def start_run(self, params: dict[str, Any]) -> str:
         """`prefect deployment run curate/on-demand`: the new flow run's id."""
@@ -253,14 +250,12 @@ class Service:
     def flow_run(self, run_id: str) -> dict[str, Any]:
         return self.get(f"/flow_runs/{run_id}")
 
-    def wait_final(self, run_id: str, timeout: float, on_tick: Any = None) -> dict[str, Any]:
+    def wait_final(self, run_id: str, timeout: float) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             run = self.flow_run(run_id)
             if run["state_type"] in FINAL:
                 return run
-            if on_tick is not None:
-                on_tick()
             time.sleep(2)
         return self.flow_run(run_id)
 
