@@ -216,6 +216,7 @@ def crawl(args: argparse.Namespace) -> dict[str, Any]:
         "peak_dask_worker_mb": max((s["dask_worker_max_mb"] for s in series), default=None),
         "peak_scheduler_mb": max((s.get("scheduler_mb", 0) for s in series), default=None),
         "db_mb_after": round(db_mb, 1),
+        "fingerprint": fingerprint(output) if run["state_type"] == "COMPLETED" else None,
         "series": series,
     }  # fmt: skip
 

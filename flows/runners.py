@@ -29,6 +29,7 @@ from metaclip.config import ClusterConfig
 from metaclip.errors import UserError
 from metaclip.io import lease
 from metaclip.io.paths import lock_uri
+from metaclip_prefect.flows.submission import submit_task
 
 # A cluster manager for every flow, set where the flows run (a work pool's env, a shell):
 #   METACLIP_DASK_CLUSTER         import path, e.g. dask_jobqueue.SLURMCluster or
@@ -73,6 +74,16 @@ CHECKED_BY_CONFIG: dict[str, Any] = {"validate_parameters": False, "persist_resu
 
 class DeferredDaskTaskRunner(DaskTaskRunner):
     """A DaskTaskRunner whose cluster the flow chooses after validating its parameters."""
+
+    def submit(
+        self,
+        task: Any,
+        parameters: dict[str, Any],
+        wait_for: Any = None,
+        dependencies: Any = None,
+    ) -> Any:
+        """DaskTaskRunner.submit at a fifth of its cost in the flow process (flows.submission)."""
+        return submit_task(self, task, parameters, wait_for, dependencies)
 
     def configure(self, cluster: ClusterConfig) -> None:
         if self._client is not None:
