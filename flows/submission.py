@@ -28,9 +28,12 @@ from prefect.context import SettingsContext
 from prefect_dask.task_runners import DaskTaskRunner, PrefectDaskFuture
 
 # (id(profile), id(settings), include_secrets) -> (profile, settings, serialized); the objects
-# are held so that their ids stay theirs. A flow run sees one or two settings contexts.
+# are held so that no other object takes their ids. A flow run sees one or two settings contexts.
 _SERIALIZED: dict[tuple[int, int, bool], tuple[Any, Any, dict[str, Any]]] = {}
 _MAX_KEPT = 8
+# The runner internals submit_task relies on (prefect-dask 0.3.7, the lock); checked once, on
+# the class, because reading `client` on a runner starts its cluster.
+_RUNNER_INTERNALS = all(hasattr(DaskTaskRunner, name) for name in ("_optimize_futures", "client"))
 
 
 class SettingsSerializedOnce(SettingsContext):
@@ -49,7 +52,7 @@ class SettingsSerializedOnce(SettingsContext):
     def serialize(self, include_secrets: bool = True) -> dict[str, Any]:
         key = (id(self.profile), id(self.settings), include_secrets)
         kept = _SERIALIZED.get(key)
-        if kept is None or kept[0] is not self.profile or kept[1] is not self.settings:
+        if kept is None:
             if len(_SERIALIZED) >= _MAX_KEPT:
                 _SERIALIZED.clear()
             kept = (self.profile, self.settings, super().serialize(include_secrets))
@@ -71,7 +74,7 @@ def submit_task(
 ) -> PrefectDaskFuture:
     """`runner.submit(...)` of prefect-dask's DaskTaskRunner, without its per-task costs; its
     own submit where the runner's internals are not those of the locked prefect-dask 0.3.7."""
-    if not all(hasattr(runner, name) for name in ("_started", "_optimize_futures", "client")):
+    if not (_RUNNER_INTERNALS and hasattr(runner, "_started")):
         return DaskTaskRunner.submit(runner, task, parameters, wait_for, dependencies)
     if not runner._started:
         raise RuntimeError("The task runner must be started before submitting work.")
