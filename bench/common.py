@@ -44,6 +44,33 @@ def real_captions() -> list[str]:
     return [c for c in out if c]
 
 
+def real_alt_texts() -> list[str]:
+    """Every distinct alt, title and data-image-title text of the real web pages in ../shared,
+    as extraction gives them (MetaCLIP's cleaning, nothing more): the 110 saved pages of the
+    trafilatura test cache (their <img> attributes, as ia-web-commons writes them into a WAT)
+    and the images of the real crawl captures (Common Crawl WARC/WAT excerpts, Dolma, ClueWeb)."""
+    from bench.make_bench_wat import PAGES_TAR, load_pages
+    from metaclip.extraction.pairs import TEXT_KEYS
+    from metaclip.extraction.urls import clean_text
+    from metaclip.extraction.warc import extract_warc_file
+    from metaclip.extraction.wat import extract_wat_file
+
+    texts: dict[str, None] = {}
+    for _uri, _data, _head, links in load_pages(PAGES_TAR):
+        for link in links:
+            if link.get("path") == "IMG@/src":
+                for key in TEXT_KEYS:
+                    if isinstance(link.get(key), str) and (text := clean_text(link[key])):
+                        texts[text] = None
+    captures = sorted((DATA / "cc-warc").glob("*.gz")) + sorted((DATA / "other-warc").glob("*.gz"))
+    for path in captures:
+        extract = extract_wat_file if path.name.endswith(".wat.gz") else extract_warc_file
+        if path.name.endswith(".wet.gz"):
+            continue
+        texts.update(dict.fromkeys(extract(str(path))[0]["text"].to_pylist()))
+    return list(texts)
+
+
 def wordnet_names() -> list[str]:
     """WordNet 3.0 synset names the MetaCLIP way, read with NLTK from ../shared."""
     target = Path(tempfile.gettempdir()) / "metaclip-bench-wordnet"

@@ -68,6 +68,20 @@ def test_property_batch_matches_oracle(entries, texts):
     assert got == [naive_match(t, entries) for t in texts]
 
 
+@settings(max_examples=150, deadline=None)
+@given(
+    entries=entries_strategy,
+    texts=st.lists(st.one_of(st.none(), texts_strategy), max_size=20),
+    start=st.integers(0, 3),
+)
+def test_large_strings_nulls_and_slices_match_as_plain_strings(entries, texts, start):
+    """The tokens are views on the Arrow data: offsets of a slice, 64-bit offsets and nulls."""
+    matcher = Matcher.build(entries)
+    expected = [naive_match(t or "", entries) for t in texts[start:]]
+    for kind in (pa.string(), pa.large_string()):
+        assert matcher.match_arrow(pa.array(texts, kind).slice(start)).to_pylist() == expected
+
+
 @settings(max_examples=200, deadline=None)
 @given(st.text(max_size=40))
 def test_spacing_equals_independent_version(text):

@@ -15,7 +15,7 @@ import pytest
 
 from metaclip.extraction.limits import ExtractLimits
 from metaclip.extraction.pairs import ExtractStats
-from metaclip.extraction.records import READ_SIZE, iter_records
+from metaclip.extraction.records import READ_SIZE, cyclic_gc_paused, iter_records
 from metaclip.extraction.warc import extract_warc_file
 from metaclip.extraction.wat import extract_wat_file
 
@@ -315,3 +315,19 @@ def test_image_links_in_one_unclosed_object_cost_linear_time(tmp_path):
     tracemalloc.stop()
     assert kept == good and stats.skipped["broken_json"] == 1
     assert peak < 2 * READ_SIZE + 20 * len(body)  # orjson's error alone takes 12x the body
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_extraction_pauses_the_cyclic_gc_and_restores_it(enabled):
+    import gc
+
+    (gc.enable if enabled else gc.disable)()
+    try:
+        with cyclic_gc_paused():
+            assert not gc.isenabled()
+        assert gc.isenabled() == enabled
+        with pytest.raises(ValueError), cyclic_gc_paused():
+            raise ValueError("a failed extraction")
+        assert gc.isenabled() == enabled
+    finally:
+        gc.enable()

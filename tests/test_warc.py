@@ -396,3 +396,28 @@ def test_http_split_and_dechunk_units():
     assert split_http(b"<html>no status line") is None
     assert dechunk(b"4\r\nWiki\r\n5\r\npedia\r\n0\r\n\r\n") == b"Wikipedia"
     assert dechunk(b"<html>not chunked") == b"<html>not chunked"
+
+
+def test_pair_buffer_rows_keep_their_page_and_order_across_pages():
+    """Columns are kept apart and page_url/record_offset as one run per page: pages without
+    pairs in between, a page seen twice and a (uuid, text) repeated across pages."""
+    stats = ExtractStats()
+    buffer = PairBuffer("mem", stats)
+    pages = [
+        ("https://a.example/1", 10, [("/x.jpg", {"alt": "X", "title": "T"})]),
+        ("https://a.example/2", 20, [("data:,", {"alt": "no http"})]),  # no pair
+        ("https://b.example/3", 30, [("/x.jpg", {"alt": "X"}), ("y.png", {"title": "Y"})]),
+        ("https://a.example/1", 40, [("/x.jpg", {"alt": "X"}), ("/z.jpg", {"alt": " Z\n"})]),
+    ]
+    for page_url, offset, images in pages:
+        buffer.add_images(page_url, None, images, offset)
+    rows = buffer.to_table().select(["url", "text", "text_key", "page_url", "record_offset"])
+    assert [tuple(r.values()) for r in rows.to_pylist()] == [
+        ("https://a.example/x.jpg", "X", "alt", "https://a.example/1", 10),
+        ("https://a.example/x.jpg", "T", "title", "https://a.example/1", 10),
+        ("https://b.example/x.jpg", "X", "alt", "https://b.example/3", 30),
+        ("https://b.example/y.png", "Y", "title", "https://b.example/3", 30),
+        ("https://a.example/z.jpg", "Z", "alt", "https://a.example/1", 40),
+    ]
+    assert stats.pairs == 5 and stats.skipped["duplicate_pair_in_file"] == 1
+    assert stats.skipped["img_url_not_http"] == 1

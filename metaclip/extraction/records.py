@@ -31,7 +31,9 @@ the file (gzip members, decompression within the caps, resynchronisation).
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import IO, Any
 
 import pyarrow as pa
@@ -310,6 +312,24 @@ def extract_file(
     except FileNotFoundError:
         stats.skip("missing_file")
         return PairBuffer(uri, stats, limits).to_table(), stats
-    with stream:
+    with stream, cyclic_gc_paused():
         buffer = extract_stream(stream, uri, stats, limits)
-    return buffer.to_table(), stats
+        return buffer.to_table(), stats
+
+
+@contextmanager
+def cyclic_gc_paused() -> Iterator[None]:
+    """Python's cyclic GC off while a file is extracted (6% of its time on a 300 MB WAT).
+
+    Extraction allocates millions of short-lived containers (each image link's dict), and every
+    700 of them start a collection that walks the young ones; none of them forms a cycle, so
+    reference counting frees them all the same. Process-wide, so with several extracting
+    threads the first to finish turns it back on: it ends on whenever it was on before.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
