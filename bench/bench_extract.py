@@ -4,12 +4,17 @@
   python bench/make_bench_warc.py --size-mb 300    # bench/data/bench-300MB-seed0.warc.gz
   pip install --no-deps -r bench/requirements-bench.txt   # cc2dataset, isal (benchmark only)
   python bench/bench_extract.py [--wat FILE] [--warc FILE] [--repeat 3] [--only wat|warc]
+                                [--no-compiled]
 
 Every reader runs in this one process on the same file, single-threaded, in interleaved rounds
 (best of --repeat); the figure is compressed MB (10^6 B) per CPU second of this process (= per
 core), wall time too.
 
 * ours        extraction.wat.extract_wat_file / extraction.warc.extract_warc_file (PAIRS out)
+* compiled    the same, as `METACLIP_COMPILE=1 pip install .` builds it (setup.py: mypyc), in a
+              child process that imports the wheel tools/compiled.py builds (its own CPU
+              seconds, the same best-of-rounds); needs requirements-compile.lock and a C
+              compiler, else left out (--no-compiled leaves it out)
 * cc2dataset  WAT only: cc2dataset.main.process_wat(path, "image"), the function its Spark job
               maps over WAT files (fastwarc, simdjson.load per record, alt texts of IMG@/src,
               urljoin, md5 uid), installed from bench/requirements-bench.txt
@@ -31,10 +36,14 @@ import argparse
 import gzip
 import hashlib
 import json
+import os
+import subprocess
 import sys
+import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin
@@ -217,6 +226,72 @@ def floor_warc(opener: Callable[[Path], Any], path: Path) -> int:
 
 
 # --------------------------------------------------------------------------------------------
+# Ours, compiled (setup.py's METACLIP_COMPILE=1 build), in a child process
+# --------------------------------------------------------------------------------------------
+
+# The child: imports the compiled tree, then extracts each file named on a stdin line and
+# answers with its own CPU seconds for that extraction.
+CHILD = """
+import json, sys, time
+import pyarrow as pa
+pa.array(["x"])  # pyarrow's one-time set-up, as the parent has done it before timing
+from metaclip.extraction import compiled
+from metaclip.extraction.warc import extract_warc_file
+from metaclip.extraction.wat import extract_wat_file
+print(json.dumps({"compiled": compiled()}), flush=True)
+for line in sys.stdin:
+    kind, path = json.loads(line)
+    extract = extract_wat_file if kind == "wat" else extract_warc_file
+    started = time.process_time()
+    table, stats = extract(path)
+    print(json.dumps({"cpu_s": time.process_time() - started, "pairs": stats.pairs}), flush=True)
+"""
+
+
+@dataclass
+class Measured:
+    """A reader's result that carries its own CPU seconds (one run in another process)."""
+
+    out: Any
+    cpu_s: float
+
+
+class CompiledOurs:
+    """Our extraction from the compiled wheel, run by a child process that stays up."""
+
+    def __init__(self, site: Path) -> None:
+        env = {**os.environ, "PYTHONPATH": str(site)}
+        self.child = subprocess.Popen(
+            [sys.executable, "-c", CHILD], cwd=site, env=env, stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        if not json.loads(self.child.stdout.readline())["compiled"]:
+            raise RuntimeError(f"{site} does not hold the compiled extraction")
+
+    def __call__(self, kind: str, path: Path) -> Measured:
+        self.child.stdin.write(json.dumps([kind, str(path.resolve())]) + "\n")
+        self.child.stdin.flush()
+        answer = json.loads(self.child.stdout.readline())
+        return Measured(answer["pairs"], answer["cpu_s"])
+
+    def close(self) -> None:
+        self.child.stdin.close()
+        self.child.wait()
+
+
+def start_compiled(site: Path) -> CompiledOurs | None:
+    """Build the compiled wheel into site and start its child; None where it cannot build."""
+    from tools.compiled import build_compiled
+
+    try:
+        return CompiledOurs(build_compiled(site))
+    except (subprocess.CalledProcessError, RuntimeError, OSError) as exc:
+        detail = getattr(exc, "stderr", "") or exc
+        print(f"compiled build left out: {str(detail)[-2000:]}", file=sys.stderr)
+        return None
+
+
+# --------------------------------------------------------------------------------------------
 # Timing
 # --------------------------------------------------------------------------------------------
 
@@ -232,6 +307,8 @@ def timed_rounds(
             wall, cpu = time.perf_counter(), time.process_time()
             out = fn()
             cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+            if isinstance(out, Measured):  # run elsewhere: its own CPU seconds
+                out, cpu = out.out, out.cpu_s
             if name not in best or cpu < best[name]["cpu_s"]:
                 best[name] = {
                     "cpu_s": round(cpu, 3),
@@ -242,11 +319,16 @@ def timed_rounds(
     return best
 
 
-def _ratio(result: dict[str, Any], other: str) -> float | None:
-    return round(result[other]["cpu_s"] / result["ours"]["cpu_s"], 2) if other in result else None
+def _ratio(result: dict[str, Any], other: str, ours: str = "ours") -> float | None:
+    """How many times faster `ours` is than `other` (CPU seconds), if both ran."""
+    if other not in result or ours not in result:
+        return None
+    return round(result[other]["cpu_s"] / result[ours]["cpu_s"], 2)
 
 
-def bench_format(kind: str, path: Path, repeat: int, lid: LanguageIdentifier) -> dict[str, Any]:
+def bench_format(
+    kind: str, path: Path, repeat: int, lid: LanguageIdentifier, compiled: CompiledOurs | None
+) -> dict[str, Any]:
     mb = path.stat().st_size / 1e6
     extract = extract_wat_file if kind == "wat" else extract_warc_file
     openers = _openers()
@@ -263,25 +345,37 @@ def bench_format(kind: str, path: Path, repeat: int, lid: LanguageIdentifier) ->
         return stats.pairs
 
     readers: dict[str, Callable[[], Any]] = {"ours": ours}
+    if compiled is not None:
+        readers["compiled"] = lambda: compiled(kind, path)
     if kind == "wat" and _cc2dataset_available():
         readers["cc2dataset"] = lambda: cc2dataset_wat(path)
     readers["reference"] = lambda: (reference_wat if kind == "wat" else reference_warc)(path)
     readers["floor"] = lambda: floor(openers[fastest], path)
     result: dict[str, Any] = {"file": str(path), "compressed_mb": round(mb, 1)}
     result.update(timed_rounds(readers, mb, repeat))
+    if "compiled" in result and result["compiled"]["out"] != result["ours"]["out"]:
+        raise RuntimeError(f"compiled extraction gave {result['compiled']['out']} pairs, "
+                           f"ours {result['ours']['out']}")  # fmt: skip
     result["floor"]["decompression"] = fastest
     result["decompress"] = decompress
     lid.identify(tables[0]["text"].slice(0, 10))  # load the model outside the timing
     result["lid"] = timed_rounds(
         {"lid": lambda: keep_languages(tables[0], ["en"], lid)[1]}, mb, repeat
     )["lid"]
-    result["ratios"] = {
-        "ours_vs_cc2dataset": _ratio(result, "cc2dataset"),
-        "ours_vs_reference": _ratio(result, "reference"),
-        "ours_vs_floor_speed": _ratio(result, "floor"),
-        "lid_share_of_extraction": round(result["lid"]["cpu_s"] / result["ours"]["cpu_s"], 3),
-    }
+    result["ratios"] = _ratios(result, "ours")
+    if "compiled" in result:
+        result["ratios_compiled"] = _ratios(result, "compiled")
+        result["ratios_compiled"]["compiled_speedup"] = _ratio(result, "ours", "compiled")
     return result
+
+
+def _ratios(result: dict[str, Any], ours: str) -> dict[str, float | None]:
+    return {
+        "ours_vs_cc2dataset": _ratio(result, "cc2dataset", ours),
+        "ours_vs_reference": _ratio(result, "reference", ours),
+        "ours_vs_floor_speed": _ratio(result, "floor", ours),
+        "lid_share_of_extraction": round(result["lid"]["cpu_s"] / result[ours]["cpu_s"], 3),
+    }
 
 
 def main() -> None:
@@ -290,13 +384,18 @@ def main() -> None:
     parser.add_argument("--warc", type=Path, default=BENCH_DATA / "bench-300MB-seed0.warc.gz")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--only", choices=["wat", "warc"])
+    parser.add_argument("--no-compiled", action="store_true", help="leave the compiled build out")
     args = parser.parse_args()
     lid = LanguageIdentifier()
     results = {}
-    for kind, path in (("wat", args.wat), ("warc", args.warc)):
-        if args.only in (None, kind):
-            results[kind] = bench_format(kind, path, args.repeat, lid)
-            print(json.dumps({kind: results[kind]}, indent=1), flush=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        compiled = None if args.no_compiled else start_compiled(Path(tmp) / "compiled")
+        for kind, path in (("wat", args.wat), ("warc", args.warc)):
+            if args.only in (None, kind):
+                results[kind] = bench_format(kind, path, args.repeat, lid, compiled)
+                print(json.dumps({kind: results[kind]}, indent=1), flush=True)
+        if compiled is not None:
+            compiled.close()
     print(save_result("extraction" if args.only is None else f"extraction-{args.only}", results))
 
 

@@ -7,8 +7,10 @@ into a temporary git worktree; both use this virtual environment's packages.
 
     python bench/bench_extract_ab.py --base da76c9b --repeat 3
     python bench/bench_extract_ab.py --base da76c9b --only wat
+    python bench/bench_extract_ab.py --compiled     # this tree: pure Python against its
+                                                    # METACLIP_COMPILE=1 build (tools/compiled.py)
 
-Writes bench/results/extract_ab.json.
+Writes bench/results/extract_ab.json (extract_ab_compiled.json with --compiled).
 """
 
 from __future__ import annotations
@@ -36,8 +38,10 @@ else:
     from metaclip.extraction.warc import extract_warc_file as extract
 started = time.process_time()
 table, stats = extract(path)
+from metaclip.extraction import compiled
 print(json.dumps({"cpu_s": time.process_time() - started, "pairs": table.num_rows,
-                  "records": stats.records, "skipped": dict(stats.skipped)}))
+                  "records": stats.records, "skipped": dict(stats.skipped),
+                  "compiled": compiled()}))
 """
 
 
@@ -52,25 +56,41 @@ def run_once(tree: Path, kind: str, path: Path) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--base", required=True, help="the commit to compare with")
+    what = parser.add_mutually_exclusive_group(required=True)
+    what.add_argument("--base", help="the commit to compare with")
+    what.add_argument("--compiled", action="store_true",
+                      help="compare this tree with its compiled build")  # fmt: skip
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--only", choices=sorted(FILES))
     args = parser.parse_args()
     kinds = [args.only] if args.only else sorted(FILES)
     results: dict[str, dict] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        base = Path(tmp) / "base"
-        subprocess.run(["git", "worktree", "add", "--detach", str(base), args.base],
-                       cwd=REPO, check=True, capture_output=True)  # fmt: skip
+        base, this = Path(tmp) / "base", REPO
+        if args.compiled:
+            sys.path.insert(0, str(REPO))
+            from tools.compiled import build_compiled
+
+            base, this = REPO, build_compiled(Path(tmp) / "compiled")
+        else:
+            subprocess.run(["git", "worktree", "add", "--detach", str(base), args.base],
+                           cwd=REPO, check=True, capture_output=True)  # fmt: skip
         try:
             for kind in kinds:
                 runs: dict[str, list[dict]] = {"base": [], "this": []}
                 for _ in range(args.repeat):
                     runs["base"].append(run_once(base, kind, FILES[kind]))
-                    runs["this"].append(run_once(REPO, kind, FILES[kind]))
+                    runs["this"].append(run_once(this, kind, FILES[kind]))
                 best = {name: min(r["cpu_s"] for r in rs) for name, rs in runs.items()}
+                if args.compiled:  # the same extraction, as the build says it is
+                    assert {r["compiled"] for r in runs["this"]} == {True}
+                    keys = ("pairs", "records", "skipped")
+                    outputs = {json.dumps({k: r[k] for k in keys}, sort_keys=True)
+                               for rs in runs.values() for r in rs}  # fmt: skip
+                    assert len(outputs) == 1, outputs
                 results[kind] = {
-                    "base_commit": args.base,
+                    "base_commit": args.base or "this tree, pure Python",
+                    "this": "this tree, compiled" if args.compiled else "this tree",
                     "best_cpu_s": best,
                     "ratio_this_over_base": round(best["this"] / best["base"], 3),
                     "pairs": {name: rs[0]["pairs"] for name, rs in runs.items()},
@@ -80,9 +100,11 @@ def main() -> None:
                       f"ratio {best['this'] / best['base']:.3f}, pairs "
                       f"{results[kind]['pairs']}")  # fmt: skip
         finally:
-            subprocess.run(["git", "worktree", "remove", "--force", str(base)], cwd=REPO,
-                           check=False, capture_output=True)  # fmt: skip
-    out = REPO / "bench" / "results" / "extract_ab.json"
+            if not args.compiled:
+                subprocess.run(["git", "worktree", "remove", "--force", str(base)], cwd=REPO,
+                               check=False, capture_output=True)  # fmt: skip
+    name = "extract_ab_compiled.json" if args.compiled else "extract_ab.json"
+    out = REPO / "bench" / "results" / name
     out.write_text(json.dumps(results, indent=1) + "\n")
     print(out)
 

@@ -132,6 +132,8 @@ def test_wheel_holds_only_our_packages_and_the_demo_data(installed: Installed):
     names = zipfile.ZipFile(installed.wheel).namelist()
     top = {name.split("/")[0] for name in names}
     assert {t for t in top if not t.endswith(".dist-info")} == PACKAGES, sorted(top)
+    # pure Python unless METACLIP_COMPILE=1 asks for the compiled build (tests/test_compiled.py)
+    assert not [n for n in names if n.endswith((".so", ".pyd"))], "extension modules in the wheel"
     for module in (
         "metaclip_prefect/flows/cli.py",
         "metaclip_prefect/tasks/curate.py",

@@ -34,7 +34,7 @@ from __future__ import annotations
 import gc
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import IO, Any
+from typing import IO, Any, cast
 
 import pyarrow as pa
 
@@ -57,6 +57,10 @@ try:  # zlib-ng: the same API and format as zlib, about 1.5x faster to decompres
     from zlib_ng import zlib_ng as zlib
 except ImportError:  # pragma: no cover - zlib-ng is a declared dependency
     import zlib  # type: ignore[no-redef]
+
+# zlib-ng's stub declares `error` as an instance; it is the exception class (mypyc, which
+# compiles this module, checks the declared type).
+ZLIB_ERROR = cast("type[Exception]", zlib.error)
 
 GZIP_MAGIC = b"\x1f\x8b\x08"
 READ_SIZE = 4 * 2**20  # compressed bytes read at a time
@@ -160,7 +164,7 @@ class _MemberReader:
             chunk = memoryview(self.data)[self.pos : self.pos + window]
             try:
                 out = inflater.decompress(chunk, self.cap + 1 - size)
-            except zlib.error as exc:
+            except ZLIB_ERROR as exc:
                 self.stats.skip("gzip_damaged")
                 # A member of several records (a one-stream file under the cap) keeps those
                 # before damage in its deflate data (decompressed again up to the error); one
@@ -208,7 +212,7 @@ class _MemberReader:
             chunk = memoryview(self.data)[self.pos : self.pos + SKIP_STEP]
             try:
                 size += len(inflater.decompress(chunk, SKIP_STEP))
-            except zlib.error:
+            except ZLIB_ERROR:
                 self._resync(self.base + self.pos)
                 return None
             tail = inflater.unused_data if inflater.eof else inflater.unconsumed_tail
@@ -226,7 +230,7 @@ class _MemberReader:
             before = inflater.copy()  # to recover this step's output up to damage
             try:
                 out = inflater.decompress(chunk, SKIP_STEP)
-            except zlib.error:
+            except ZLIB_ERROR:
                 self.stats.skip("gzip_damaged")
                 salvaged = _drain(before, chunk, SKIP_STEP)
                 self._resync(self.base + self.pos)
@@ -269,11 +273,11 @@ def _drain(inflater: Any, data: bytes | memoryview, cap: int, step: int = 512) -
         before = inflater.copy()
         try:
             out = inflater.decompress(data[at : at + step], cap - size)
-        except zlib.error:
+        except ZLIB_ERROR:
             for i in range(at, min(at + step, len(data))):
                 try:
                     parts.append(before.decompress(data[i : i + 1], cap - size))
-                except zlib.error:
+                except ZLIB_ERROR:
                     break
             break
         parts.append(out)
@@ -290,7 +294,7 @@ def _starts_record(data: bytes, pos: int) -> bool:
     while True:
         try:
             head = zlib.decompressobj(31).decompress(data[pos : pos + size], 8)
-        except zlib.error:
+        except ZLIB_ERROR:
             return False
         if len(head) >= 5 or size >= MAX_PROBE_BYTES or pos + size >= len(data):
             return head.startswith(b"WARC/")

@@ -193,7 +193,9 @@ def _add_fast(
     body: bytes, target_uri: str | None, offset: int, buffer: PairBuffer, stats: ExtractStats
 ) -> bool:
     """Add a page's pairs by image_links_from_bytes; False when the full parse is needed."""
-    found = image_links_from_bytes(body) if target_uri else None
+    if not target_uri:
+        return False
+    found = image_links_from_bytes(body)
     if found is None:
         return False
     stats.pages += 1

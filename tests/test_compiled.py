@@ -1,0 +1,108 @@
+"""The mypyc-compiled extraction (setup.py, METACLIP_COMPILE=1) is the same extraction.
+
+The compiled wheel is built once (tools/compiled.py: pip wheel from a copy of the repository,
+mypy from requirements-compile.lock) and unpacked; the pure-Python tree and the compiled one then
+extract the same files in two fresh processes, and every file's table (as Arrow IPC bytes) and
+stats must be identical: the real Common Crawl excerpts, the WAT/WARC fixtures (damaged ones
+included) and the whole hostile corpus (tests/hostile/corpus.py, small scale).
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+
+import pytest
+
+from tests.hostile import corpus
+from tools.compiled import build_compiled
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT / "tests" / "data"
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
+
+# Run in either tree: each file's table digest, row count and stats, and whether it was compiled.
+PROBE = """
+import hashlib, json, sys
+import pyarrow as pa
+from metaclip.extraction import compiled
+from metaclip.extraction.warc import extract_warc_file
+from metaclip.extraction.wat import extract_wat_file
+out = {"compiled": compiled(), "files": {}}
+for path in sys.argv[1:]:
+    extract = extract_wat_file if ".wat" in path else extract_warc_file
+    table, stats = extract(path)
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table.combine_chunks())
+    digest = hashlib.sha256(sink.getvalue().to_pybytes()).hexdigest()
+    out["files"][path] = [digest, table.num_rows, stats.to_dict()]
+print(json.dumps(out))
+"""
+
+
+def _can_compile() -> str | None:
+    """Why the compiled build cannot run here, or None."""
+    try:
+        import mypyc  # noqa: F401
+    except ImportError:
+        return "mypy (mypyc) is not installed: requirements-compile.lock"
+    compiler = (sysconfig.get_config_var("CC") or "cc").split()[0]
+    if shutil.which(compiler) is None:
+        return f"no C compiler ({compiler})"
+    return None
+
+
+@pytest.fixture(scope="module")
+def compiled_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    if (why := _can_compile()) is not None:
+        pytest.skip(why)
+    return build_compiled(tmp_path_factory.mktemp("compiled"))
+
+
+def _extract(tree: Path, files: list[Path]) -> dict:
+    env = {**os.environ, "PYTHONPATH": str(tree)}
+    done = subprocess.run([sys.executable, "-c", PROBE, *map(str, files)], cwd=tree, env=env,
+                          capture_output=True, text=True, timeout=900)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-4000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_the_compiled_build_compiles_every_listed_module(compiled_site: Path):
+    """Each module in setup.py's COMPILED is an extension module in the wheel, beside the
+    group's shared library, and nothing else of ours is."""
+    tree = ast.parse((ROOT / "setup.py").read_text())
+    listed = next(
+        ast.literal_eval(node.value) for node in tree.body
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "COMPILED"
+    )  # fmt: skip
+    suffix = sysconfig.get_config_var("EXT_SUFFIX")
+    built = {p.relative_to(compiled_site).as_posix() for p in compiled_site.rglob(f"*{suffix}")}
+    expected = {path.removesuffix(".py") + suffix for path in listed}
+    assert expected <= built
+    assert built - expected == {f"metaclip/extraction/compiled__mypyc{suffix}"}
+
+
+def test_compiled_extraction_gives_the_same_tables_and_stats(compiled_site: Path, tmp_path):
+    hostile = tmp_path / "hostile"
+    cases = corpus.build_corpus(hostile, "small")
+    files = sorted(
+        [p for p in (DATA / "real").iterdir() if p.name.endswith((".gz", ".wat"))]
+        + [p for p in (DATA / "wat").rglob("*") if ".wat" in p.name]
+        + [p for p in (DATA / "warc").glob("*.warc.gz")]
+        + [p for p in hostile.iterdir() if p.is_file()]
+    )
+    assert len(files) > len(cases) > 50
+    pure = _extract(ROOT, files)
+    native = _extract(compiled_site, files)
+    assert (pure["compiled"], native["compiled"]) == (False, True)
+    assert sum(rows for _, rows, _ in pure["files"].values()) > 1000  # the files hold pairs
+    differ = [f for f in pure["files"] if pure["files"][f] != native["files"][f]]
+    assert not differ, {f: (pure["files"][f], native["files"][f]) for f in differ[:3]}
