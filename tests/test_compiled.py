@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from tests.hostile import corpus
+from tests.support.crafted_links import write_crafted_wat
 from tools.compiled import build_compiled
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -87,17 +88,22 @@ def test_the_compiled_build_compiles_every_listed_module(compiled_site: Path):
     built = {p.relative_to(compiled_site).as_posix() for p in compiled_site.rglob(f"*{suffix}")}
     expected = {path.removesuffix(".py") + suffix for path in listed}
     assert expected <= built
-    assert built - expected == {f"metaclip/extraction/compiled__mypyc{suffix}"}
+    assert built - expected == {
+        f"metaclip/extraction/compiled__mypyc{suffix}",  # the mypyc group's shared library
+        f"metaclip/extraction/_watpage{suffix}",  # the Cython page path
+    }
 
 
 def test_compiled_extraction_gives_the_same_tables_and_stats(compiled_site: Path, tmp_path):
     hostile = tmp_path / "hostile"
     cases = corpus.build_corpus(hostile, "small")
+    write_crafted_wat(tmp_path / "crafted-links.wat.gz")
     files = sorted(
         [p for p in (DATA / "real").iterdir() if p.name.endswith((".gz", ".wat"))]
         + [p for p in (DATA / "wat").rglob("*") if ".wat" in p.name]
         + [p for p in (DATA / "warc").glob("*.warc.gz")]
         + [p for p in hostile.iterdir() if p.is_file()]
+        + [tmp_path / "crafted-links.wat.gz"]
     )
     assert len(files) > len(cases) > 50
     pure = _extract(ROOT, files)
@@ -106,3 +112,43 @@ def test_compiled_extraction_gives_the_same_tables_and_stats(compiled_site: Path
     assert sum(rows for _, rows, _ in pure["files"].values()) > 1000  # the files hold pairs
     differ = [f for f in pure["files"] if pure["files"][f] != native["files"][f]]
     assert not differ, {f: (pure["files"][f], native["files"][f]) for f in differ[:3]}
+
+
+# Run in the compiled tree, the repository after it (for tests.support): for each crafted page
+# with image links, whether the pure fast path cut it and whether the C path took it.
+PAGE_PROBE = """
+import json, sys
+from pathlib import Path
+from metaclip.extraction._watpage import add_wat_page
+from metaclip.extraction.pairs import ExtractStats, PairBuffer
+from metaclip.extraction.wat import _page_prelude, image_links_from_bytes
+from tests.support.crafted_links import write_crafted_wat
+out = []
+for body, plain in write_crafted_wat(Path(sys.argv[1])):
+    page = _page_prelude(body)
+    if page is None or page[1] == -1:
+        continue
+    stats = ExtractStats()
+    taken = add_wat_page(body, "http://example.com/", 0, PairBuffer("x", stats), stats, *page)
+    out.append([plain, image_links_from_bytes(body) is not None, bool(taken)])
+print(json.dumps(out))
+"""
+
+
+def test_the_c_page_path_takes_plain_pages_and_never_what_orjson_refuses(
+    compiled_site: Path, tmp_path
+):
+    """The C parser may leave more pages to the full parse than the pure cut does (values that
+    are not strings, whitespace, escaped keys), never fewer: a page orjson refuses is never
+    taken; and it takes every page of plain links itself (escapes, UTF-8, every URL shape)."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(compiled_site), str(ROOT)])}
+    done = subprocess.run(
+        [sys.executable, "-c", PAGE_PROBE, str(tmp_path / "crafted.wat.gz")],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-4000:]
+    pages = json.loads(done.stdout.strip().splitlines()[-1])
+    assert len(pages) > 500
+    assert all(taken for plain, _, taken in pages if plain)
+    assert not any(taken for _, cut, taken in pages if not cut)
+    assert any(not cut for _, cut, _ in pages) and any(not plain for plain, _, _ in pages)

@@ -155,10 +155,13 @@ def test_compose_keeps_secrets_in_the_environment_and_minio_in_output_options():
 
 def test_image_installs_the_compiled_build_and_drops_the_compiler():
     """The image's extraction is setup.py's compiled build, checked to load in the step that
-    builds it; gcc and mypy leave in that same step (no compiler in the image's layers)."""
+    builds it; gcc, mypy and Cython leave in that same step (no compiler in the image's
+    layers)."""
     steps = instructions(DOCKER / "Dockerfile")
     runs = [args for word, args in steps if word == "RUN"]
     (build,) = [run for run in runs if "METACLIP_COMPILE=1 pip install" in run]
     assert "-r requirements-compile.lock" in build and "compiled()" in build
     assert "apt-get purge" in build and "pip uninstall -y mypy" in build
+    uninstalled = build.split("pip uninstall -y", 1)[1].split("&&")[0].split()
+    assert {"mypy", "Cython"} <= set(uninstalled)
     assert "setup.py" in " ".join(args for word, args in steps if word == "COPY")

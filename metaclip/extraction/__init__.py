@@ -12,8 +12,10 @@ import importlib.machinery
 
 
 def compiled() -> bool:
-    """Whether this install's extraction hot path is the mypyc-compiled one (setup.py's
-    METACLIP_COMPILE=1 build), judged by metaclip.extraction.records."""
-    from metaclip.extraction import records
+    """Whether this install's extraction hot path is the compiled one (setup.py's
+    METACLIP_COMPILE=1 build): the mypyc modules (judged by metaclip.extraction.records) and
+    the C page path of WAT files (metaclip.extraction._watpage) both load."""
+    from metaclip.extraction import records, wat
 
-    return (records.__file__ or "").endswith(tuple(importlib.machinery.EXTENSION_SUFFIXES))
+    mypyc = (records.__file__ or "").endswith(tuple(importlib.machinery.EXTENSION_SUFFIXES))
+    return mypyc and wat.add_wat_page is not None

@@ -19,6 +19,11 @@ from metaclip.extraction.limits import DEFAULT_LIMITS, ExtractLimits
 from metaclip.extraction.pairs import ExtractStats, PairBuffer
 from metaclip.extraction.records import extract_file, iter_records
 
+try:  # the compiled build's C page path (setup.py, METACLIP_COMPILE=1): the same rows
+    from metaclip.extraction._watpage import add_wat_page
+except ImportError:
+    add_wat_page = None
+
 IMG_PATH_PREFIX = "IMG@/src"
 HTML_MARKER = b'"HTML-Metadata"'  # the key add_wat_record needs, as ia-web-commons writes it
 # The byte shapes of the fast path (compact JSON, as ia-web-commons writes it): see
@@ -127,15 +132,32 @@ def image_links_from_bytes(body: bytes) -> tuple[str | None, list[tuple[Any, Any
     every `IMG@/src` must be such a member; a record cut short (not ending in `}}`) is left
     to the full parse, which counts it: anything unusual takes the full parse.
     """
+    page = _page_prelude(body)
+    if page is None:
+        return None
+    base, first = page
+    if first == -1:
+        return None, []
+    links = _cut_image_links(body, first)
+    return None if links is None else (base, links)
+
+
+def _page_prelude(body: bytes) -> tuple[str | None, int] | None:
+    """(<base href>, offset of the first IMG@/src or -1) of a whole record, or None when the
+    record must be parsed whole (cut short, or a base only the full parse can read)."""
     if not body[-8:].rstrip().endswith(b"}}"):
         return None
+    first = body.find(IMG_MARKER)
+    if first == -1:
+        return None, -1
+    base = _base_href(body, first)
+    return None if base is False else (base, first)
+
+
+def _cut_image_links(body: bytes, pos: int) -> list[tuple[Any, Any]] | None:
+    """The image link objects from the first IMG@/src on, cut and parsed as
+    image_links_from_bytes says; None when a cut fails."""
     find, rfind = body.find, body.rfind
-    pos = find(IMG_MARKER)
-    if pos == -1:
-        return None, []
-    base = _base_href(body, pos)
-    if base is False:
-        return None
     cuts, end = [], 0
     while pos != -1:  # every IMG@/src in the record, so none is missed
         if body[pos - 8 : pos] != b'"path":"':
@@ -152,7 +174,7 @@ def image_links_from_bytes(body: bytes) -> tuple[str | None, list[tuple[Any, Any
         return None
     if len(links) != len(cuts) or not all(isinstance(link, dict) for link in links):
         return None
-    return base, [(link.get("url"), link) for link in links]
+    return [(link.get("url"), link) for link in links]
 
 
 def _base_href(body: bytes, first_image: int) -> str | None | Literal[False]:
@@ -195,13 +217,20 @@ def _add_fast(
     """Add a page's pairs by image_links_from_bytes; False when the full parse is needed."""
     if not target_uri:
         return False
-    found = image_links_from_bytes(body)
-    if found is None:
+    page = _page_prelude(body)
+    if page is None:
+        return False
+    base, first = page
+    if first == -1:
+        stats.pages += 1
+        return True
+    if add_wat_page is not None:  # the compiled build's C version of the rest
+        return bool(add_wat_page(body, target_uri, offset, buffer, stats, base, first))
+    links = _cut_image_links(body, first)
+    if links is None:
         return False
     stats.pages += 1
-    base, links = found
-    if links:
-        buffer.add_images(target_uri, base, links, offset)
+    buffer.add_images(target_uri, base, links, offset)
     return True
 
 
