@@ -3,11 +3,13 @@
     METACLIP_COMPILE=1 pip install .        # C extensions (needs a C compiler)
     pip install .                           # pure Python (the default, and every editable install)
 
-Two parts, the same rows (tests/test_compiled.py builds the wheel and checks on every extraction
-input), about 1.5x faster WAT extraction (docs/benchmarks.md):
+Three parts, the same rows (tests/test_compiled.py builds the wheel and checks on every extraction
+input), about 1.5x faster WAT extraction and 6x faster language ID (docs/benchmarks.md):
 - mypyc (part of mypy) compiles these typed modules as they are written, from the same source;
 - Cython compiles metaclip/extraction/_watpage.pyx, the WAT page path in C (wat._add_fast and
-  PairBuffer.add_images, which stay the specification and the pure build's code).
+  PairBuffer.add_images, which stay the specification and the pure build's code);
+- Cython compiles metaclip/extraction/_lid.pyx, fastText's prediction bit for bit (fastText
+  itself stays the specification and the pure build's language ID).
 Everything else about the package is in pyproject.toml.
 """
 
@@ -53,7 +55,13 @@ def ext_modules() -> list:
         define_macros=[("_GNU_SOURCE", None)],  # memmem
         extra_compile_args=["-O3"],
     )
-    return [*mypyc_modules, *cythonize([watpage], quiet=True)]
+    lid = Extension(
+        "metaclip.extraction._lid",
+        ["metaclip/extraction/_lid.pyx"],
+        # fastText's float arithmetic exactly: no fused multiply-add, no reassociation.
+        extra_compile_args=["-O3", "-ffp-contract=off", "-fno-fast-math"],
+    )
+    return [*mypyc_modules, *cythonize([watpage, lid], quiet=True)]
 
 
 if COMPILE:

@@ -22,6 +22,7 @@ import pytest
 
 from tests.hostile import corpus
 from tests.support.crafted_links import write_crafted_wat
+from tests.support.crafted_texts import crafted_texts
 from tools.compiled import build_compiled
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -68,12 +69,17 @@ def compiled_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_compiled(tmp_path_factory.mktemp("compiled"))
 
 
-def _extract(tree: Path, files: list[Path]) -> dict:
-    env = {**os.environ, "PYTHONPATH": str(tree)}
-    done = subprocess.run([sys.executable, "-c", PROBE, *map(str, files)], cwd=tree, env=env,
+def _probe(probe: str, args: list[str], path: list[Path], cwd: Path) -> object:
+    """Run a probe in a fresh process with `path` as PYTHONPATH; its last line, as JSON."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(map(str, path))}
+    done = subprocess.run([sys.executable, "-c", probe, *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=900)  # fmt: skip
     assert done.returncode == 0, done.stderr[-4000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _extract(tree: Path, files: list[Path]) -> dict:
+    return _probe(PROBE, list(map(str, files)), [tree], tree)
 
 
 def test_the_compiled_build_compiles_every_listed_module(compiled_site: Path):
@@ -91,6 +97,7 @@ def test_the_compiled_build_compiles_every_listed_module(compiled_site: Path):
     assert built - expected == {
         f"metaclip/extraction/compiled__mypyc{suffix}",  # the mypyc group's shared library
         f"metaclip/extraction/_watpage{suffix}",  # the Cython page path
+        f"metaclip/extraction/_lid{suffix}",  # the Cython language ID kernel
     }
 
 
@@ -123,6 +130,7 @@ from metaclip.extraction._watpage import add_wat_page
 from metaclip.extraction.pairs import ExtractStats, PairBuffer
 from metaclip.extraction.wat import _page_prelude, image_links_from_bytes
 from tests.support.crafted_links import write_crafted_wat
+from tests.support.crafted_texts import crafted_texts
 out = []
 for body, plain in write_crafted_wat(Path(sys.argv[1])):
     page = _page_prelude(body)
@@ -141,14 +149,56 @@ def test_the_c_page_path_takes_plain_pages_and_never_what_orjson_refuses(
     """The C parser may leave more pages to the full parse than the pure cut does (values that
     are not strings, whitespace, escaped keys), never fewer: a page orjson refuses is never
     taken; and it takes every page of plain links itself (escapes, UTF-8, every URL shape)."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(compiled_site), str(ROOT)])}
-    done = subprocess.run(
-        [sys.executable, "-c", PAGE_PROBE, str(tmp_path / "crafted.wat.gz")],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr[-4000:]
-    pages = json.loads(done.stdout.strip().splitlines()[-1])
+    crafted = str(tmp_path / "crafted.wat.gz")
+    pages = _probe(PAGE_PROBE, [crafted], [compiled_site, ROOT], tmp_path)
     assert len(pages) > 500
     assert all(taken for plain, _, taken in pages if plain)
     assert not any(taken for _, cut, taken in pages if not cut)
     assert any(not cut for _, cut, _ in pages) and any(not plain for plain, _, _ in pages)
+
+
+# Run in the compiled tree: fastText's binding and the C kernel on the same texts (a JSON list);
+# how many texts, and those where the language, the presence or the float32 score bits differ.
+LID_PROBE = """
+import json, sys
+import numpy as np
+from metaclip.extraction.lid import LanguageIdentifier
+texts = json.loads(open(sys.argv[1], encoding="utf-8").read())
+identifier = LanguageIdentifier()
+assert identifier.kernel is not None, "the compiled build has no language ID kernel"
+ref_codes, ref_scores = identifier._predict_fasttext(texts)
+codes, scores = identifier._predict_unique(texts)
+a, b = ref_scores.to_numpy(zero_copy_only=False), scores.to_numpy(zero_copy_only=False)
+a, b = a.astype(np.float32).view(np.uint32), b.astype(np.float32).view(np.uint32)
+differ = [i for i in range(len(texts)) if ref_codes[i] != codes[i]
+          or ref_scores[i].is_valid != scores[i].is_valid or a[i] != b[i]]
+print(json.dumps({"n": len(texts), "unlabelled": ref_codes.null_count, "differ": differ[:20]}))
+"""
+
+
+def _extracted_texts() -> list[str]:
+    from metaclip.extraction.warc import extract_warc_file
+    from metaclip.extraction.wat import extract_wat_file
+
+    texts: set[str] = set()
+    for path in sorted((DATA / "real").iterdir()):
+        if path.name.endswith((".wat.gz", ".warc.gz")):
+            extract = extract_wat_file if ".wat" in path.name else extract_warc_file
+            texts.update(extract(str(path))[0]["text"].to_pylist())
+    for path in sorted((DATA / "captions").glob("*.txt")):
+        texts.update(path.read_text(encoding="utf-8").splitlines())
+    for line in (DATA / "worldwide" / "alt_texts.jsonl").read_text(encoding="utf-8").splitlines():
+        texts.add(json.loads(line)["text"])
+    return sorted(texts)
+
+
+def test_the_compiled_language_id_is_fasttext_bit_for_bit(compiled_site: Path, tmp_path):
+    """The C kernel gives fastText's language and float32 score, to the bit, on every text the
+    extraction inputs hold (real alt texts and HTML texts), the caption fixtures, the worldwide
+    alt texts in many scripts, and seeded texts built on fastText's reading rules."""
+    texts = [*_extracted_texts(), *crafted_texts(seed=0), *crafted_texts(seed=1)]
+    (tmp_path / "texts.json").write_text(json.dumps(texts), encoding="utf-8")
+    result = _probe(LID_PROBE, [str(tmp_path / "texts.json")], [compiled_site], tmp_path)
+    assert result["n"] == len(texts) > 15_000
+    assert 0 < result["unlabelled"] < len(texts) // 10  # empty and blank texts
+    assert result["differ"] == [], [texts[i][:80] for i in result["differ"]]

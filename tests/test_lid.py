@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import re
 import socket
+import struct
 from pathlib import Path
 
 import pyarrow as pa
 import pytest
 
 from metaclip.extraction import lid
+from metaclip.extraction.fasttext_model import read_model
 from metaclip.extraction.lid import LanguageIdentifier, bundled_model_path, keep_languages
 from metaclip.extraction.warc import extract_warc_file
 from metaclip.io.schemas import PAIRS
@@ -104,3 +106,37 @@ def test_a_model_path_can_be_given(tmp_path, monkeypatch):
     assert codes.to_pylist() == ["fr"] and str(copy) in lid._MODELS
     with pytest.raises(ValueError):
         LanguageIdentifier(tmp_path / "missing.bin").identify(pa.array(["x"]))
+
+
+def test_the_model_file_reads_into_the_arrays_of_fasttext():
+    """fasttext_model.read_model (the compiled kernel's input) on the bundled lid.176.ftz: the
+    sizes fastText reports for it, and a vocabulary whose labels are the 176 languages."""
+    model = read_model(bundled_model_path())
+    assert model is not None
+    assert (model.dim, model.minn, model.maxn, model.word_ngrams) == (16, 2, 4, 1)
+    assert len(model.label_counts) == 176 and model.words[model.nwords] == b"__label__en"
+    assert model.words[0] == b"</s>" and model.prune_size == model.input.rows - model.nwords > 0
+    assert model.input.pq is not None and model.input.npq is not None  # quantised, with norms
+    assert model.output.dense is not None and model.output.rows == 176
+    assert list(model.label_counts) == sorted(model.label_counts, reverse=True)
+
+
+def _patched(data: bytes, offset: int, value: int) -> bytes:
+    return data[:offset] + struct.pack("<i", value) + data[offset + 4 :]
+
+
+def test_a_model_the_kernel_does_not_reproduce_is_left_to_fasttext(tmp_path):
+    """Another loss, a truncated file, something else entirely, a missing file: read_model says
+    None, and language ID stays on fastText (whose own errors then speak)."""
+    data = bundled_model_path().read_bytes()
+    loss_offset = 8 + 6 * 4  # magic, version, then dim ws epoch minCount neg wordNgrams
+    assert read_model(bundled_model_path()) is not None
+    softmax = tmp_path / "softmax.ftz"
+    softmax.write_bytes(_patched(data, loss_offset, 3))
+    truncated = tmp_path / "truncated.ftz"
+    truncated.write_bytes(data[: len(data) // 2])
+    other = tmp_path / "other.bin"
+    other.write_bytes(b"\0" * 1000)
+    for path in (softmax, truncated, other, tmp_path / "missing.ftz"):
+        assert read_model(path) is None, path
+    assert LanguageIdentifier(softmax).kernel is None

