@@ -23,6 +23,7 @@ import pytest
 from tests.hostile import corpus
 from tests.support.crafted_links import write_crafted_wat
 from tests.support.crafted_texts import crafted_texts
+from tests.support.fasttext_variants import write_dense_variant
 from tools.compiled import build_compiled
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -131,6 +132,7 @@ from metaclip.extraction.pairs import ExtractStats, PairBuffer
 from metaclip.extraction.wat import _page_prelude, image_links_from_bytes
 from tests.support.crafted_links import write_crafted_wat
 from tests.support.crafted_texts import crafted_texts
+from tests.support.fasttext_variants import write_dense_variant
 out = []
 for body, plain in write_crafted_wat(Path(sys.argv[1])):
     page = _page_prelude(body)
@@ -164,8 +166,8 @@ import json, sys
 import numpy as np
 from metaclip.extraction.lid import LanguageIdentifier
 texts = json.loads(open(sys.argv[1], encoding="utf-8").read())
-identifier = LanguageIdentifier()
-assert identifier.kernel is not None, "the compiled build has no language ID kernel"
+identifier = LanguageIdentifier(sys.argv[2] if len(sys.argv) > 2 else None)
+assert identifier.kernel is not None, "the compiled build's kernel does not take the model"
 ref_codes, ref_scores = identifier._predict_fasttext(texts)
 codes, scores = identifier._predict_unique(texts)
 a, b = ref_scores.to_numpy(zero_copy_only=False), scores.to_numpy(zero_copy_only=False)
@@ -201,4 +203,21 @@ def test_the_compiled_language_id_is_fasttext_bit_for_bit(compiled_site: Path, t
     result = _probe(LID_PROBE, [str(tmp_path / "texts.json")], [compiled_site], tmp_path)
     assert result["n"] == len(texts) > 15_000
     assert 0 < result["unlabelled"] < len(texts) // 10  # empty and blank texts
+    assert result["differ"] == [], [texts[i][:80] for i in result["differ"]]
+
+
+def test_the_compiled_language_id_is_fasttext_on_a_dense_unpruned_bigram_model(
+    compiled_site: Path, tmp_path
+):
+    """The kernel's paths lid.176.ftz does not take (a dense input matrix, no pruning, word
+    bigrams), on a model built for them (tests/support/fasttext_variants.py)."""
+    from metaclip.extraction.lid import bundled_model_path
+
+    model = tmp_path / "dense.bin"
+    write_dense_variant(bundled_model_path(), model)
+    texts = [*crafted_texts(seed=2), *_extracted_texts()[:3000]]
+    (tmp_path / "texts.json").write_text(json.dumps(texts), encoding="utf-8")
+    args = [str(tmp_path / "texts.json"), str(model)]
+    result = _probe(LID_PROBE, args, [compiled_site], tmp_path)
+    assert result["n"] == len(texts) and result["unlabelled"] < len(texts) // 10
     assert result["differ"] == [], [texts[i][:80] for i in result["differ"]]
