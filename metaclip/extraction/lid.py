@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,7 @@ def bundled_model_path() -> Path:
 
 _MODELS: dict[str, Any] = {}  # one loaded model per path per process
 _KERNELS: dict[str, Any] = {}  # the compiled build's, None where it does not take the model
+_KERNEL_LOCK = threading.Lock()  # a kernel's scratch buffers serve one batch at a time
 
 
 def _load(path: str) -> Any:
@@ -99,8 +101,10 @@ class LanguageIdentifier:
         return codes.take(indices), scores.take(indices)
 
     def _predict_unique(self, texts: list[str | None]) -> tuple[pa.Array, pa.Array]:
-        if self.kernel is not None:
-            codes, scores, valid = self.kernel.predict(texts)
+        kernel = self.kernel
+        if kernel is not None:
+            with _KERNEL_LOCK:  # Dask runs tasks in threads; the kernel is shared per process
+                codes, scores, valid = kernel.predict(texts)
             return pa.array(codes, pa.string()), pa.array(scores, mask=~valid)
         return self._predict_fasttext(texts)
 
