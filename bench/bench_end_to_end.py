@@ -8,10 +8,12 @@ second of the whole curation: the CPU time of the `curate` process and of every 
 exited. The server's own CPU time is reported apart.
 
 With --base COMMIT the same runs are made with that commit's code too (checked out into a
-temporary git worktree, same packages), interleaved with this tree's: before and after.
+temporary git worktree, same packages), interleaved with this tree's: before and after. With
+--compiled, this tree's compiled build too (setup.py's METACLIP_COMPILE=1 wheel, the worker
+image's, built by tools/compiled.py and imported first in every process of its runs).
 
     python bench/bench_end_to_end.py [--files 8] [--size-mb 40] [--workers 2] [--repeat 2]
-                                     [--base COMMIT]
+                                     [--base COMMIT] [--compiled]
 
 Each run writes a fresh output, so nothing is reused from an earlier run but the matcher's
 automaton cache (warmed by one run of each tree before the timed ones).
@@ -118,6 +120,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=2)
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--base", help="also run this commit's code (before/after)")
+    parser.add_argument("--compiled", action="store_true", help="also run the compiled build")
     args = parser.parse_args()
     wats, metadata = prepare(args.files, args.size_mb)
     input_mb = sum(p.stat().st_size for p in wats) / 1e6
@@ -141,6 +144,10 @@ def main() -> None:
             capture_output=True,
         )
         trees = {f"base {args.base}": base, **trees}
+    if args.compiled:
+        from tools.compiled import build_compiled
+
+        trees["compiled"] = build_compiled(home / "compiled")
     server_proc = start_server(env)
     runs: dict[str, list[dict]] = {name: [] for name in trees}
     try:
@@ -175,11 +182,14 @@ def main() -> None:
             "mb_per_core_s": round(input_mb / best["cpu_s"], 2),
             "runs": done,
         }
+    ours = result["trees"]["this tree"]["cpu_s"]
     if args.base:
-        before, after = (result["trees"][n]["cpu_s"] for n in trees)
-        result["speedup_cpu"] = round(before / after, 2)
+        result["speedup_cpu"] = round(result["trees"][f"base {args.base}"]["cpu_s"] / ours, 2)
+    if args.compiled:
+        result["compiled_speedup_cpu"] = round(ours / result["trees"]["compiled"]["cpu_s"], 2)
     print(json.dumps(result, indent=2))
-    print(f"saved {save_result('end_to_end', result)}")
+    name = "end_to_end-compiled" if args.compiled else "end_to_end"
+    print(f"saved {save_result(name, result)}")
 
 
 if __name__ == "__main__":
